@@ -1,0 +1,11 @@
+# The two commands of the README: `make deploy` (main job) and `make test` (all tests).
+.PHONY: deps test deploy
+
+deps:
+	scripts/install-deps.sh
+
+test:
+	scripts/test.sh
+
+deploy: deps
+	.venv/bin/m2mcloud cse serve

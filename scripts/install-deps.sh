@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs everything the tests and the local lab need on a fresh Debian 12 machine:
+# Debian packages (only when missing, so a warm machine skips apt), then the project's venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  python3-venv            # the project's virtualenv
+  mosquitto               # real MQTT broker for integration tests (started by the fixtures)
+  mosquitto-clients
+  postgresql              # real PostgreSQL for the storage tests (a private cluster per test run)
+  podman                  # Molecule test hosts
+  debootstrap             # builds the systemd test image offline
+  buildah
+  rsync
+)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "==> apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PYTHON=${PYTHON:-python3}
+if [[ ! -x .venv/bin/python ]]; then
+  echo "==> creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.m2mcloud-deps
+if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
+  echo "==> pip install -e .[dev]"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[dev]'
+  touch "$stamp"
+fi

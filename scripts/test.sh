@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The one test command (README, .ci/run): installs what it needs, lints, runs every default test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+export PATH="$PWD/.venv/bin:$PATH"
+
+echo "==> lint: ruff, mypy"
+ruff check app tests bench
+ruff format --check app tests bench
+mypy
+
+echo "==> pytest (unit + integration)"
+set +e
+pytest tests "$@"
+rc=$?
+set -e
+if [[ $rc -eq 5 ]]; then
+  echo "pytest collected no tests: that is a failure, not a pass" >&2
+  exit 1
+fi
+exit $rc
