@@ -1,0 +1,3 @@
+from m2mcloud.cli import main
+
+raise SystemExit(main())

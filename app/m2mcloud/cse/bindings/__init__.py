@@ -1,0 +1,1 @@
+"""Protocol bindings: each turns its wire format into `Request` and renders `Response`."""

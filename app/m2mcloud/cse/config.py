@@ -1,0 +1,152 @@
+"""CSE settings: one frozen dataclass from defaults, `M2M_*` environment variables and CLI flags.
+
+Every field is one setting; its environment variable is `M2M_<FIELD>` upper-cased and its CLI flag
+`--<field>` with dashes, both derived from the field so the three can never drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class CSEConfig:
+    http_host: str = _setting("0.0.0.0", "address the HTTP binding listens on")
+    http_port: int = _setting(8080, "TCP port of the HTTP binding")
+    http_root: str = _setting("/", "URL path prefix under which oneM2M requests are served")
+    http_threads: int = _setting(8, "waitress worker threads")
+    cse_id: str = _setting("id-in", "CSE-ID (without the leading slash)")
+    cse_name: str = _setting("cse-in", "resource name of the CSEBase")
+    sp_id: str = _setting("m2mcloud.example", "M2M Service Provider ID, used in absolute addresses")
+    admin_originator: str = _setting(
+        "CAdmin", "originator allowed every operation on every resource"
+    )
+    data_dir: str = _setting("./data", "directory of the embedded SQLite database")
+    db_url: str = _setting(
+        "",
+        "SQLAlchemy URL; default sqlite:///<data_dir>/cse.sqlite; "
+        "postgresql+psycopg://user:pw@host/db selects PostgreSQL",
+    )
+    db_pool_size: int = _setting(10, "database connections kept per process (PostgreSQL)")
+    max_request_bytes: int = _setting(1_048_576, "largest accepted request body in bytes")
+    max_expiration_seconds: int = _setting(
+        5 * 365 * 86400, "expirationTime given to resources without one, and the cap"
+    )
+    expiry_interval: float = _setting(10.0, "seconds between sweeps deleting expired resources")
+    notify_workers: int = _setting(4, "threads delivering notifications")
+    notify_retries: int = _setting(3, "delivery attempts per notification before it is dropped")
+    notify_timeout: float = _setting(3.0, "seconds to wait for a notification target to answer")
+    notify_queue_size: int = _setting(10_000, "pending notifications kept in memory per process")
+    allow_s_originator: bool = _setting(True, "let AEs register with an S-originator (S-AE-IDs)")
+    upper_tester: bool = _setting(
+        True,
+        "serve the oneM2M Upper Tester endpoint /__ut__ "
+        "(conformance suites) to loopback clients only",
+    )
+    release: str = _setting("3", "oneM2M release version sent in X-M2M-RVI of notifications")
+    log_level: str = _setting("INFO", "logging level")
+
+    @property
+    def database_url(self) -> str:
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{Path(self.data_dir).resolve() / 'cse.sqlite'}"
+
+    @property
+    def csi(self) -> str:
+        """The CSE-ID with its leading slash, as used in csi and SP-relative addresses."""
+        return f"/{self.cse_id}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> CSEConfig:
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f"M2M_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _convert(f, raw, f"M2M_{f.name.upper()}")
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """One `--flag` per setting; unset flags fall back to the environment, then the default."""
+        for f in dataclasses.fields(cls):
+            flag = "--" + f.name.replace("_", "-")
+            env_name = f"M2M_{f.name.upper()}"
+            help_text = f"{f.metadata['help']} (env {env_name}, default {f.default!r})"
+            if f.type in ("bool", bool):
+                parser.add_argument(
+                    flag,
+                    dest=f.name,
+                    action=argparse.BooleanOptionalAction,
+                    default=None,
+                    help=help_text,
+                )
+            else:
+                parser.add_argument(flag, dest=f.name, default=None, help=help_text)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, env: Mapping[str, str] | None = None) -> CSEConfig:
+        overrides: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            value = getattr(args, f.name, None)
+            if value is not None:
+                flag = "--" + f.name.replace("_", "-")
+                overrides[f.name] = value if isinstance(value, bool) else _convert(f, value, flag)
+        return cls.from_env(env, **overrides)
+
+    def describe(self) -> dict[str, Any]:
+        """Settings for the start-up log line, with the database password masked."""
+        out = dataclasses.asdict(self)
+        out["db_url"] = _mask_password(self.database_url)
+        return out
+
+
+def _convert(f: dataclasses.Field[Any], raw: str, source: str) -> Any:
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "bool":
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+    except ValueError:
+        raise ConfigError(f"{source}={raw!r} is not a valid {kind}") from None
+    return raw
+
+
+def _mask_password(url: str) -> str:
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        if ":" in creds:
+            creds = creds.split(":", 1)[0] + ":***"
+        return f"{scheme}://{creds}@{host}"
+    return url
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used; the message names the setting."""
+
+
+def parse_cli(argv: Sequence[str]) -> CSEConfig:
+    parser = argparse.ArgumentParser()
+    CSEConfig.add_arguments(parser)
+    return CSEConfig.from_args(parser.parse_args(list(argv)))

@@ -1,0 +1,423 @@
+"""SQLAlchemy Core store: SQLite (WAL, the embedded default) and PostgreSQL (the cluster).
+
+One table holds every resource. Common attributes are columns so that addressing, discovery and
+expiry are index lookups; type-specific attributes are a JSON text column. Structured names
+(`srn`) are stored whole: resolving `cse-in/ae/cnt` is one unique-index lookup, and a subtree is a
+range scan (`srn` between `x/` and `x0`, the character after `/`), so `srn` uses byte ordering
+(collation "C" on PostgreSQL).
+
+Concurrency: every write is one transaction. Writes that touch a container's counters lock the
+container row first (SELECT ... FOR UPDATE on PostgreSQL; SQLite write transactions are
+BEGIN IMMEDIATE, which serialises writers), so cni/cbs stay exact and contentInstance order (`seq`)
+equals commit order with any number of CSE processes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Double,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    Row,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    and_,
+    create_engine,
+    delete,
+    event,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from m2mcloud.cse.constants import RSC, ResourceType
+from m2mcloud.cse.errors import CSEError
+from m2mcloud.cse.store.base import CinWrite, Resource, Store
+
+log = logging.getLogger(__name__)
+
+metadata = MetaData()
+_SrnType = Text().with_variant(Text(collation="C"), "postgresql")
+_SeqType = BigInteger().with_variant(Integer(), "sqlite")  # SQLite: INTEGER PRIMARY KEY = rowid
+
+resources = Table(
+    "resources",
+    metadata,
+    Column("seq", _SeqType, primary_key=True, autoincrement=True),
+    Column("ri", String(255), nullable=False, unique=True),
+    Column("pi", String(255), nullable=True),
+    Column("rn", String(255), nullable=False),
+    Column("srn", _SrnType, nullable=False, unique=True),
+    Column("ty", SmallInteger, nullable=False),
+    Column("depth", SmallInteger, nullable=False),
+    Column("ct", Double, nullable=False),
+    Column("lt", Double, nullable=False),
+    Column("et", Double, nullable=True),
+    Column("st", Integer, nullable=False, default=0),
+    Column("cs", Integer, nullable=False, default=0),
+    Column("owner", String(255), nullable=False, default=""),
+    Column("creator", String(255), nullable=False, default=""),
+    Column("attrs", Text, nullable=False),
+)
+Index("ix_resources_children", resources.c.pi, resources.c.ty, resources.c.seq)
+Index("ix_resources_et", resources.c.et)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(255), nullable=False),
+    Column("expires", Double, nullable=False),
+)
+
+_COLUMNS = [c for c in resources.c if c.name != "seq"]
+
+
+def open_store(url: str, *, pool_size: int = 10) -> SqlStore:
+    """Create the engine for `url` (SQLite file or PostgreSQL), create tables, return the store."""
+    store = SqlStore(url, pool_size=pool_size)
+    store.init_schema()
+    return store
+
+
+class SqlStore(Store):
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            path = url.split("///", 1)[1] if "///" in url else ""
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(
+                url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                connect_args={"check_same_thread": False, "timeout": 30},
+            )
+            event.listen(self.engine, "connect", _sqlite_on_connect)
+            event.listen(self.engine, "begin", _sqlite_on_begin)
+        else:
+            self.engine = create_engine(
+                url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+            )
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self.engine.connect() as raw:
+            conn = raw.execution_options(m2m_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    def init_schema(self) -> None:
+        metadata.create_all(self.engine)
+
+    def ping(self) -> None:
+        with self._read() as conn:
+            conn.exec_driver_sql("SELECT 1").scalar()
+
+    def reset(self) -> None:
+        with self._write() as conn:
+            conn.execute(delete(resources))
+            conn.execute(delete(leases))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def get(self, ri: str) -> Resource | None:
+        with self._read() as conn:
+            row = conn.execute(select(resources).where(resources.c.ri == ri)).first()
+        return _to_resource(row) if row else None
+
+    def get_by_srn(self, srn: str) -> Resource | None:
+        with self._read() as conn:
+            row = conn.execute(select(resources).where(resources.c.srn == srn)).first()
+        return _to_resource(row) if row else None
+
+    def get_many(self, ris: Sequence[str]) -> list[Resource]:
+        if not ris:
+            return []
+        with self._read() as conn:
+            rows = conn.execute(select(resources).where(resources.c.ri.in_(list(ris)))).all()
+        return [_to_resource(r) for r in rows]
+
+    def get_many_by_srn(self, srns: Sequence[str]) -> list[Resource]:
+        if not srns:
+            return []
+        with self._read() as conn:
+            rows = conn.execute(select(resources).where(resources.c.srn.in_(list(srns)))).all()
+        return [_to_resource(r) for r in rows]
+
+    def children(
+        self, pi: str, ty: ResourceType | None = None, *, now: float | None = None
+    ) -> list[Resource]:
+        q = select(resources).where(resources.c.pi == pi)
+        if ty is not None:
+            q = q.where(resources.c.ty == int(ty))
+        q = _alive(q, now).order_by(resources.c.seq)
+        with self._read() as conn:
+            return [_to_resource(r) for r in conn.execute(q).all()]
+
+    def newest_child(
+        self, pi: str, ty: ResourceType, *, oldest: bool = False, now: float | None = None
+    ) -> Resource | None:
+        q = select(resources).where(resources.c.pi == pi, resources.c.ty == int(ty))
+        q = _alive(q, now)
+        q = q.order_by(resources.c.seq if oldest else resources.c.seq.desc()).limit(1)
+        with self._read() as conn:
+            row = conn.execute(q).first()
+        return _to_resource(row) if row else None
+
+    def descendants(
+        self,
+        root: Resource,
+        *,
+        max_depth: int | None,
+        types: Iterable[int] = (),
+        now: float | None = None,
+    ) -> list[Resource]:
+        q = select(resources).where(*_subtree(root.srn))
+        if max_depth is not None:
+            q = q.where(resources.c.depth <= root.depth + max_depth)
+        types = list(types)
+        if types:
+            q = q.where(resources.c.ty.in_(types))
+        q = _alive(q, now).order_by(resources.c.seq)
+        with self._read() as conn:
+            return [_to_resource(r) for r in conn.execute(q).all()]
+
+    def expired(self, now: float, limit: int = 500) -> list[Resource]:
+        q = (
+            select(resources)
+            .where(resources.c.et.is_not(None), resources.c.et <= now)
+            .order_by(resources.c.depth, resources.c.seq)
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return [_to_resource(r) for r in conn.execute(q).all()]
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def create(self, resource: Resource) -> Resource:
+        try:
+            with self._write() as conn:
+                seq = _insert(conn, resource)
+        except IntegrityError:
+            raise _conflict(resource) from None
+        return resource.copy(seq=seq)
+
+    def create_cin(self, cin: Resource, *, now: float) -> CinWrite:
+        assert cin.pi is not None
+        try:
+            with self._write() as conn:
+                container = _lock(conn, cin.pi)
+                if container is None:
+                    raise CSEError(RSC.NOT_FOUND, "the parent container no longer exists")
+                seq = _insert(conn, cin)
+                attrs = container.attrs
+                attrs["cni"] = int(attrs.get("cni", 0)) + 1
+                attrs["cbs"] = int(attrs.get("cbs", 0)) + cin.cs
+                pruned = _prune(conn, container, now)
+                _write_row(conn, container)
+        except IntegrityError:
+            raise _conflict(cin) from None
+        cin.seq = seq
+        return CinWrite(container=container, pruned=pruned)
+
+    def update(self, resource: Resource) -> Resource:
+        with self._write() as conn:
+            current = _lock(conn, resource.ri)
+            if current is None:
+                raise CSEError(RSC.NOT_FOUND, f"resource {resource.ri} no longer exists")
+            if resource.ty == ResourceType.CNT:
+                # Counters belong to the store: keep the committed values, not the caller's copy.
+                resource.attrs["cni"] = current.attrs.get("cni", 0)
+                resource.attrs["cbs"] = current.attrs.get("cbs", 0)
+                _prune(conn, resource, resource.lt)
+            _write_row(conn, resource)
+        return resource
+
+    def delete(self, resource: Resource) -> list[Resource]:
+        with self._write() as conn:
+            parent = None
+            if resource.ty == ResourceType.CIN and resource.pi:
+                parent = _lock(conn, resource.pi)
+            q = select(resources).where(
+                or_(resources.c.ri == resource.ri, and_(*_subtree(resource.srn)))
+            )
+            rows = [_to_resource(r) for r in conn.execute(q.order_by(resources.c.depth)).all()]
+            if not rows or rows[0].ri != resource.ri:
+                return []
+            conn.execute(delete(resources).where(resources.c.ri.in_([r.ri for r in rows])))
+            if parent is not None and parent.ty == ResourceType.CNT:
+                parent.attrs["cni"] = max(0, int(parent.attrs.get("cni", 0)) - 1)
+                parent.attrs["cbs"] = max(0, int(parent.attrs.get("cbs", 0)) - rows[0].cs)
+                _write_row(conn, parent)
+        return rows
+
+    def try_lease(self, name: str, holder: str, ttl: float, now: float) -> bool:
+        try:
+            with self._write() as conn:
+                row = conn.execute(
+                    select(leases).where(leases.c.name == name).with_for_update()
+                ).first()
+                if row is None:
+                    conn.execute(insert(leases).values(name=name, holder=holder, expires=now + ttl))
+                    return True
+                if row.holder != holder and row.expires > now:
+                    return False
+                conn.execute(
+                    update(leases)
+                    .where(leases.c.name == name)
+                    .values(holder=holder, expires=now + ttl)
+                )
+                return True
+        except IntegrityError:
+            return False
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _sqlite_on_begin)
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    # Writers take the lock up front: no deadlocking upgrade from a read lock.
+    immediate = conn.get_execution_options().get("m2m_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _alive(q: Any, now: float | None) -> Any:
+    if now is None:
+        return q
+    return q.where(or_(resources.c.et.is_(None), resources.c.et > now))
+
+
+def _subtree(srn: str) -> list[Any]:
+    return [resources.c.srn > srn + "/", resources.c.srn < srn + "0"]
+
+
+def _to_resource(row: Row[Any]) -> Resource:
+    m = row._mapping
+    return Resource(
+        ri=m["ri"],
+        ty=ResourceType(m["ty"]),
+        rn=m["rn"],
+        pi=m["pi"],
+        srn=m["srn"],
+        ct=m["ct"],
+        lt=m["lt"],
+        et=m["et"],
+        st=m["st"],
+        cs=m["cs"],
+        owner=m["owner"],
+        creator=m["creator"],
+        attrs=json.loads(m["attrs"]),
+        seq=m["seq"],
+    )
+
+
+def _values(r: Resource) -> dict[str, Any]:
+    return {
+        "ri": r.ri,
+        "pi": r.pi,
+        "rn": r.rn,
+        "srn": r.srn,
+        "ty": int(r.ty),
+        "depth": r.depth,
+        "ct": r.ct,
+        "lt": r.lt,
+        "et": r.et,
+        "st": r.st,
+        "cs": r.cs,
+        "owner": r.owner,
+        "creator": r.creator,
+        "attrs": json.dumps(r.attrs, separators=(",", ":")),
+    }
+
+
+def _insert(conn: Connection, r: Resource) -> int:
+    result = conn.execute(insert(resources).values(**_values(r)))
+    pk = result.inserted_primary_key
+    return int(pk[0]) if pk else 0
+
+
+def _write_row(conn: Connection, r: Resource) -> None:
+    conn.execute(
+        update(resources)
+        .where(resources.c.ri == r.ri)
+        .values(lt=r.lt, et=r.et, st=r.st, attrs=json.dumps(r.attrs, separators=(",", ":")))
+    )
+
+
+def _lock(conn: Connection, ri: str) -> Resource | None:
+    row = conn.execute(select(resources).where(resources.c.ri == ri).with_for_update()).first()
+    return _to_resource(row) if row else None
+
+
+def _prune(conn: Connection, container: Resource, now: float) -> list[Resource]:
+    """Drop the oldest contentInstances until cni <= mni and cbs <= mbs; adjust the counters."""
+    attrs = container.attrs
+    mni, mbs = attrs.get("mni"), attrs.get("mbs")
+    cni, cbs = int(attrs.get("cni", 0)), int(attrs.get("cbs", 0))
+    pruned: list[Resource] = []
+    while (mni is not None and cni > mni) or (mbs is not None and cbs > mbs):
+        batch = max(cni - mni, 1) if mni is not None and cni > mni else 16
+        rows = conn.execute(
+            select(resources)
+            .where(resources.c.pi == container.ri, resources.c.ty == int(ResourceType.CIN))
+            .order_by(resources.c.seq)
+            .limit(batch)
+        ).all()
+        if not rows:
+            break
+        doomed: list[Resource] = []
+        for row in rows:
+            if not ((mni is not None and cni > mni) or (mbs is not None and cbs > mbs)):
+                break
+            r = _to_resource(row)
+            doomed.append(r)
+            cni -= 1
+            cbs -= r.cs
+        conn.execute(delete(resources).where(resources.c.ri.in_([r.ri for r in doomed])))
+        pruned.extend(doomed)
+    attrs["cni"], attrs["cbs"] = max(cni, 0), max(cbs, 0)
+    return pruned
+
+
+def _conflict(r: Resource) -> CSEError:
+    return CSEError(RSC.CONFLICT, f"a resource named {r.rn!r} already exists under {r.pi}")

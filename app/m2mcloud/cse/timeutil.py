@@ -1,0 +1,58 @@
+"""oneM2M timestamps: ISO 8601 basic format `YYYYMMDDTHHMMSS[,ffffff]`, UTC (m2m:timestamp)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+_TS = re.compile(r"^(\d{8}T\d{6})(?:[,.](\d{1,6}))?(Z|[+-]\d{2}:?\d{2})?$")
+_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+
+
+def format_ts(epoch: float) -> str:
+    """Epoch seconds -> `20261125T142626,123456`."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y%m%dT%H%M%S,%f")
+
+
+def parse_ts(value: object) -> float:
+    """A oneM2M timestamp (or epoch number, or ISO 8601 duration relative to now is NOT accepted
+    here) -> epoch seconds. Raises ValueError with the offending value."""
+    if not isinstance(value, str):
+        raise ValueError(f"timestamp must be a string like 20261125T120000, got {value!r}")
+    m = _TS.match(value.strip())
+    if not m:
+        raise ValueError(f"{value!r} is not a oneM2M timestamp (YYYYMMDDTHHMMSS[,ffffff])")
+    base, frac, tz = m.groups()
+    try:
+        dt = datetime.strptime(base, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a valid date/time") from None
+    epoch = dt.timestamp()
+    if frac:
+        epoch += int(frac.ljust(6, "0")) / 1_000_000
+    if tz and tz != "Z":
+        sign = 1 if tz[0] == "+" else -1
+        digits = tz[1:].replace(":", "")
+        epoch -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
+    return epoch
+
+
+def parse_ts_or_duration(value: str, now: float) -> float:
+    """X-M2M-RET/OET accept an absolute timestamp or a relative duration in milliseconds
+    (TS-0009 6.4.x): return the absolute epoch."""
+    text = value.strip()
+    try:
+        return now + float(text) / 1000.0  # relative, in milliseconds (may be fractional)
+    except ValueError:
+        pass
+    m = _DURATION.match(text)
+    if m and any(m.groups()):
+        days, hours, minutes, seconds = m.groups()
+        return (
+            now
+            + int(days or 0) * 86400
+            + int(hours or 0) * 3600
+            + int(minutes or 0) * 60
+            + float(seconds or 0)
+        )
+    return parse_ts(text)
