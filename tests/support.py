@@ -1,0 +1,270 @@
+"""Test helpers: real services (a private PostgreSQL cluster, a notification receiver) and a thin
+oneM2M client over Falcon's TestClient or a real HTTP server."""
+
+from __future__ import annotations
+
+import glob
+import http.server
+import itertools
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_rqi = itertools.count(1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Reply:
+    rsc: int
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.body[key]
+
+
+class M2MClient:
+    """oneM2M over HTTP: `client.create("cse-in", 2, {"m2m:ae": {...}}, origin="C")`."""
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport  # falcon TestClient or a requests.Session with base URL
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        origin: str | None = "CAdmin",
+        ty: int | None = None,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+    ) -> Reply:
+        h = {"X-M2M-RI": f"rqi-{next(_rqi)}", "X-M2M-RVI": "3", "Accept": "application/json"}
+        if origin is not None:
+            h["X-M2M-Origin"] = origin
+        if body is not None or raw is not None or ty is not None:
+            h["Content-Type"] = "application/json" + (f";ty={ty}" if ty is not None else "")
+        h.update(headers or {})
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        status, resp_headers, content = self.transport(
+            method, "/" + path.lstrip("/"), h, data, params
+        )
+        lowered = {k.lower(): v for k, v in resp_headers.items()}
+        parsed = json.loads(content) if content else None
+        return Reply(int(lowered.get("x-m2m-rsc", 0)), status, parsed, lowered)
+
+    def create(self, path: str, ty: int, body: Any, **kw: Any) -> Reply:
+        return self.request("POST", path, ty=ty, body=body, **kw)
+
+    def retrieve(self, path: str, **kw: Any) -> Reply:
+        return self.request("GET", path, **kw)
+
+    def update(self, path: str, body: Any, **kw: Any) -> Reply:
+        return self.request("PUT", path, body=body, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Reply:
+        return self.request("DELETE", path, **kw)
+
+    def register(self, rn: str, origin: str = "C", **attrs: Any) -> Reply:
+        body = {"rn": rn, "api": "Nm2mcloud.test", "rr": True, "srv": ["3"], **attrs}
+        reply = self.create("cse-in", 2, {"m2m:ae": body}, origin=origin)
+        assert reply.rsc == 2001, reply.body
+        return reply
+
+
+def falcon_transport(app: Any) -> Any:
+    from falcon import testing
+
+    client = testing.TestClient(app)
+
+    def send(
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        data: bytes | None,
+        params: dict[str, Any] | None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        r = client.simulate_request(
+            method,
+            path,
+            headers=headers,
+            body=data,
+            params=params,
+            params_csv=False,
+            remote_addr="127.0.0.1",
+        )
+        return r.status_code, dict(r.headers), r.content
+
+    return send
+
+
+def http_transport(base_url: str) -> Any:
+    import requests
+
+    session = requests.Session()
+
+    def send(
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        data: bytes | None,
+        params: dict[str, Any] | None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        r = session.request(
+            method, base_url + path, headers=headers, data=data, params=params, timeout=30
+        )
+        return r.status_code, dict(r.headers), r.content
+
+    return send
+
+
+# -- a real notification receiver --------------------------------------------------------------
+
+
+class NotificationReceiver:
+    """An HTTP server that records oneM2M notifications and answers with a chosen RSC."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.answer_rsc = 2000
+        self.cond = threading.Condition()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"null")
+                with outer.cond:
+                    outer.received.append(body)
+                    outer.headers.append({k.lower(): v for k, v in self.headers.items()})
+                    outer.cond.notify_all()
+                self.send_response(200 if outer.answer_rsc < 4000 else 400)
+                self.send_header("X-M2M-RSC", str(outer.answer_rsc))
+                self.send_header("X-M2M-RI", self.headers.get("X-M2M-RI", ""))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/notify"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while len(self.received) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.cond.wait(left)
+            return list(self.received)
+
+    def events(self) -> list[dict[str, Any]]:
+        """Notifications other than verification requests."""
+        return [n for n in self.received if "vrq" not in n.get("m2m:sgn", {})]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# -- a private PostgreSQL cluster ---------------------------------------------------------------
+
+
+class PostgresCluster:
+    """A throw-away PostgreSQL cluster on a free loopback port (initdb + pg_ctl, run as the
+    `postgres` user when we are root, since PostgreSQL refuses to run as root)."""
+
+    def __init__(self, base: Path) -> None:
+        bindirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+        if not bindirs:
+            raise FileNotFoundError(
+                "PostgreSQL server binaries not found under /usr/lib/postgresql"
+            )
+        self.bindir = Path(bindirs[-1])
+        self.base = base
+        self.data = base / "data"
+        self.port = free_port()
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        self._counter = itertools.count(1)
+
+    def _run(self, *cmd: str) -> None:
+        subprocess.run([*self.as_user, *cmd], check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        self.base.mkdir(parents=True, exist_ok=True)
+        if self.as_user:
+            shutil.chown(self.base, "postgres", "postgres")
+        self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        )
+        opts = (
+            f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+        )
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            opts,
+            "-w",
+            "-l",
+            str(self.base / "log"),
+            "start",
+        )
+
+    def stop(self) -> None:
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def create_database(self) -> str:
+        import psycopg
+
+        name = f"m2m_test_{os.getpid()}_{next(self._counter)}"
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+        ) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+
+    def drop_database(self, url: str) -> None:
+        import psycopg
+
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+        ) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
