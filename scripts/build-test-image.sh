@@ -61,6 +61,8 @@ cat >"$rootfs/etc/apt/apt.conf.d/90m2mcloud-test" <<'APTCONF'
 APT::Install-Recommends "false";
 APTCONF
 rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/archives/*.deb
+# Empty package lists must look old, or apt's cache_valid_time would take them for fresh ones.
+touch -d @0 "$rootfs/var/lib/apt/lists"
 # A container has no console: getty@tty1 fails and leaves systemd "degraded" (TESTBED.md).
 # Units that need real hardware or a kernel of their own are masked the same way.
 for unit in getty@tty1.service serial-getty@console.service systemd-udevd.service \
@@ -73,11 +75,14 @@ done
 rm -f "$rootfs/var/lib/dbus/machine-id"
 echo "m2mcloud-test" >"$rootfs/etc/hostname"
 
+old_id=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 echo "==> podman import -> $IMAGE"
 tar -C "$rootfs" --numeric-owner -c . | podman import \
-  --change "CMD=/sbin/init" \
+  --change 'CMD ["/sbin/init"]' \
   --change "ENV=container=podman" \
   --change "STOPSIGNAL=SIGRTMIN+3" \
   --change "LABEL=$LABEL=$recipe" \
-  - "$IMAGE" >/dev/null
+  - "$IMAGE" >/dev/null 2>"$workdir/import.log" || { cat "$workdir/import.log" >&2; exit 1; }
+# The previous build is now untagged: remove it (only it) unless a container still uses it.
+if [[ -n $old_id ]]; then podman rmi "$old_id" >/dev/null 2>&1 || true; fi
 echo "==> built $IMAGE (recipe $recipe) in $((SECONDS - start)) s"
