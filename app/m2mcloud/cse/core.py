@@ -359,10 +359,6 @@ class CSE:
             creator=originator,
             attrs=attrs,
         )
-        if ty == ResourceType.CIN and self._child_exists(parent, rn):
-            raise CSEError(
-                RSC.CONFLICT, f"a resource named {rn!r} already exists under {parent.srn}"
-            )
         kind.on_create(self, req, parent, res, values)
         if ty == ResourceType.CIN:
             write = self.store.create_cin(res, now=now)
@@ -374,9 +370,6 @@ class CSE:
             parent, NotificationEventType.CREATE_CHILD, res, originator=req.originator
         )
         return self._create_response(req, res)
-
-    def _child_exists(self, parent: Resource, rn: str) -> bool:
-        return self.store.get_by_srn(f"{parent.srn}/{rn}") is not None
 
     def _create_response(self, req: Request, res: Resource) -> Response:
         rcn = req.rcn if req.rcn is not None else ResultContent.ATTRIBUTES

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from m2mcloud.cse.constants import RSC, NotificationEventType, ResourceType
 from m2mcloud.cse.errors import CSEError
 from m2mcloud.cse.store import Resource
+from m2mcloud.cse.store.base import SUBSCRIPTIONS
 
 if TYPE_CHECKING:
     from m2mcloud.cse.core import CSE
@@ -92,6 +93,8 @@ class Notifier:
         modified: dict[str, Any] | None = None,
     ) -> None:
         """`subject` changed (net 1), or a child `rep` of it was created/deleted (net 3/4)."""
+        if not subject.attrs.get(SUBSCRIPTIONS):
+            return  # the store counts a resource's subscriptions: none, nothing to look up
         subs = self.cse.store.children(subject.ri, ResourceType.SUB, now=self.cse.clock())
         for sub in subs:
             if sub.ri == rep.ri:

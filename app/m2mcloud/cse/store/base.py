@@ -9,6 +9,10 @@ from typing import Any
 
 from m2mcloud.cse.constants import ResourceType
 
+# Internal attributes the store maintains inside `attrs` (never taken from a caller's copy).
+SUBSCRIPTIONS = "__nsub"  # number of <subscription> children: 0 means no event lookups needed
+STORE_MANAGED = ("cni", "cbs", SUBSCRIPTIONS)
+
 
 @dataclass
 class Resource:

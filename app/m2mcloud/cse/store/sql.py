@@ -6,8 +6,8 @@ expiry are index lookups; type-specific attributes are a JSON text column. Struc
 range scan (`srn` between `x/` and `x0`, the character after `/`), so `srn` uses byte ordering
 (collation "C" on PostgreSQL).
 
-Concurrency: every write is one transaction. Writes that touch a container's counters lock the
-container row first (SELECT ... FOR UPDATE on PostgreSQL; SQLite write transactions are
+Concurrency: every write is one transaction. Writes that touch a parent's counters lock the
+parent row first (SELECT ... FOR UPDATE on PostgreSQL; SQLite write transactions are
 BEGIN IMMEDIATE, which serialises writers), so cni/cbs stay exact and contentInstance order (`seq`)
 equals commit order with any number of CSE processes.
 """
@@ -35,6 +35,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -48,7 +49,7 @@ from sqlalchemy.exc import IntegrityError
 
 from m2mcloud.cse.constants import RSC, ResourceType
 from m2mcloud.cse.errors import CSEError
-from m2mcloud.cse.store.base import CinWrite, Resource, Store
+from m2mcloud.cse.store.base import STORE_MANAGED, SUBSCRIPTIONS, CinWrite, Resource, Store
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,48 @@ leases = Table(
 
 _COLUMNS = [c for c in resources.c if c.name != "seq"]
 
+_NEVER = float("-inf")
+
+
+class _Prepared:
+    """A statement compiled once for the engine's dialect and run with exec_driver_sql: the hot
+    paths (address lookup, contentInstance writes) skip SQLAlchemy's per-call statement building
+    and cache-key work, which otherwise costs more than the database itself."""
+
+    def __init__(self, dialect: Any, stmt: Any) -> None:
+        compiled = stmt.compile(dialect=dialect)
+        self.sql = str(compiled)
+        self.order = list(compiled.positiontup or []) if compiled.positional else None
+        # Values bound at build time (e.g. LIMIT 1) that callers do not pass.
+        self.fixed = {k: v for k, v in compiled.params.items() if v is not None}
+
+    def params(self, values: dict[str, Any]) -> Any:
+        merged = {**self.fixed, **values} if self.fixed else values
+        if self.order is None:
+            return merged
+        return tuple(merged[name] for name in self.order)
+
+
+def _prepared_statements(dialect: Any) -> dict[str, _Prepared]:
+    c = resources.c
+    alive = or_(c.et.is_(None), c.et > bindparam("now"))
+    of_type = and_(c.pi == bindparam("pi"), c.ty == bindparam("ty"), alive)
+    stmts = {
+        "by_ri": select(resources).where(c.ri == bindparam("ri")),
+        "by_srn": select(resources).where(c.srn == bindparam("srn")),
+        "lock": select(resources).where(c.ri == bindparam("ri")).with_for_update(),
+        "newest": select(resources).where(of_type).order_by(c.seq.desc()).limit(1),
+        "oldest": select(resources).where(of_type).order_by(c.seq).limit(1),
+        "children_ty": select(resources).where(of_type).order_by(c.seq),
+        "insert": insert(resources)
+        .values({col.name: bindparam(col.name) for col in _COLUMNS})
+        .returning(c.seq),
+        "write": update(resources)
+        .where(c.ri == bindparam("key_ri"))
+        .values(lt=bindparam("lt"), et=bindparam("et"), st=bindparam("st"), attrs=bindparam("a")),
+    }
+    return {name: _Prepared(dialect, stmt) for name, stmt in stmts.items()}
+
 
 def open_store(url: str, *, pool_size: int = 10) -> SqlStore:
     """Create the engine for `url` (SQLite file or PostgreSQL), create tables, return the store."""
@@ -114,11 +157,9 @@ class SqlStore(Store):
             event.listen(self.engine, "begin", _sqlite_on_begin)
         else:
             self.engine = create_engine(
-                url,
-                pool_size=pool_size,
-                max_overflow=pool_size,
-                pool_pre_ping=True,
+                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
             )
+        self._sql = _prepared_statements(self.engine.dialect)
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -133,6 +174,26 @@ class SqlStore(Store):
     def _read(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
             yield conn
+
+    def _run(self, conn: Connection, name: str, **values: Any) -> Any:
+        stmt = self._sql[name]
+        return conn.exec_driver_sql(stmt.sql, stmt.params(values))
+
+    def _one(self, name: str, **values: Any) -> Resource | None:
+        with self._read() as conn:
+            row = self._run(conn, name, **values).first()
+        return _to_resource(row) if row else None
+
+    def _insert(self, conn: Connection, r: Resource) -> int:
+        return int(self._run(conn, "insert", **_values(r)).scalar_one())
+
+    def _write_row(self, conn: Connection, r: Resource) -> None:
+        attrs = json.dumps(r.attrs, separators=(",", ":"))
+        self._run(conn, "write", key_ri=r.ri, lt=r.lt, et=r.et, st=r.st, a=attrs)
+
+    def _lock(self, conn: Connection, ri: str) -> Resource | None:
+        row = self._run(conn, "lock", ri=ri).first()
+        return _to_resource(row) if row else None
 
     def init_schema(self) -> None:
         metadata.create_all(self.engine)
@@ -152,14 +213,10 @@ class SqlStore(Store):
     # -- reads --------------------------------------------------------------------------------
 
     def get(self, ri: str) -> Resource | None:
-        with self._read() as conn:
-            row = conn.execute(select(resources).where(resources.c.ri == ri)).first()
-        return _to_resource(row) if row else None
+        return self._one("by_ri", ri=ri)
 
     def get_by_srn(self, srn: str) -> Resource | None:
-        with self._read() as conn:
-            row = conn.execute(select(resources).where(resources.c.srn == srn)).first()
-        return _to_resource(row) if row else None
+        return self._one("by_srn", srn=srn)
 
     def get_many(self, ris: Sequence[str]) -> list[Resource]:
         if not ris:
@@ -178,22 +235,20 @@ class SqlStore(Store):
     def children(
         self, pi: str, ty: ResourceType | None = None, *, now: float | None = None
     ) -> list[Resource]:
-        q = select(resources).where(resources.c.pi == pi)
-        if ty is not None:
-            q = q.where(resources.c.ty == int(ty))
-        q = _alive(q, now).order_by(resources.c.seq)
         with self._read() as conn:
-            return [_to_resource(r) for r in conn.execute(q).all()]
+            if ty is not None:
+                now_value = _NEVER if now is None else now
+                rows = self._run(conn, "children_ty", pi=pi, ty=int(ty), now=now_value).all()
+            else:
+                q = _alive(select(resources).where(resources.c.pi == pi), now)
+                rows = conn.execute(q.order_by(resources.c.seq)).all()
+        return [_to_resource(r) for r in rows]
 
     def newest_child(
         self, pi: str, ty: ResourceType, *, oldest: bool = False, now: float | None = None
     ) -> Resource | None:
-        q = select(resources).where(resources.c.pi == pi, resources.c.ty == int(ty))
-        q = _alive(q, now)
-        q = q.order_by(resources.c.seq if oldest else resources.c.seq.desc()).limit(1)
-        with self._read() as conn:
-            row = conn.execute(q).first()
-        return _to_resource(row) if row else None
+        now_value = _NEVER if now is None else now
+        return self._one("oldest" if oldest else "newest", pi=pi, ty=int(ty), now=now_value)
 
     def descendants(
         self,
@@ -228,7 +283,13 @@ class SqlStore(Store):
     def create(self, resource: Resource) -> Resource:
         try:
             with self._write() as conn:
-                seq = _insert(conn, resource)
+                parent = None
+                if resource.ty == ResourceType.SUB and resource.pi:
+                    parent = self._lock(conn, resource.pi)
+                seq = self._insert(conn, resource)
+                if parent is not None:
+                    parent.attrs[SUBSCRIPTIONS] = int(parent.attrs.get(SUBSCRIPTIONS, 0)) + 1
+                    self._write_row(conn, parent)
         except IntegrityError:
             raise _conflict(resource) from None
         return resource.copy(seq=seq)
@@ -237,38 +298,40 @@ class SqlStore(Store):
         assert cin.pi is not None
         try:
             with self._write() as conn:
-                container = _lock(conn, cin.pi)
+                container = self._lock(conn, cin.pi)
                 if container is None:
                     raise CSEError(RSC.NOT_FOUND, "the parent container no longer exists")
-                seq = _insert(conn, cin)
+                cin.seq = self._insert(conn, cin)
                 attrs = container.attrs
                 attrs["cni"] = int(attrs.get("cni", 0)) + 1
                 attrs["cbs"] = int(attrs.get("cbs", 0)) + cin.cs
                 pruned = _prune(conn, container, now)
-                _write_row(conn, container)
+                self._write_row(conn, container)
         except IntegrityError:
             raise _conflict(cin) from None
-        cin.seq = seq
         return CinWrite(container=container, pruned=pruned)
 
     def update(self, resource: Resource) -> Resource:
         with self._write() as conn:
-            current = _lock(conn, resource.ri)
+            current = self._lock(conn, resource.ri)
             if current is None:
                 raise CSEError(RSC.NOT_FOUND, f"resource {resource.ri} no longer exists")
+            # Counters belong to the store: keep the committed values, not the caller's copy.
+            for key in STORE_MANAGED:
+                if key in current.attrs:
+                    resource.attrs[key] = current.attrs[key]
+                else:
+                    resource.attrs.pop(key, None)
             if resource.ty == ResourceType.CNT:
-                # Counters belong to the store: keep the committed values, not the caller's copy.
-                resource.attrs["cni"] = current.attrs.get("cni", 0)
-                resource.attrs["cbs"] = current.attrs.get("cbs", 0)
                 _prune(conn, resource, resource.lt)
-            _write_row(conn, resource)
+            self._write_row(conn, resource)
         return resource
 
     def delete(self, resource: Resource) -> list[Resource]:
         with self._write() as conn:
             parent = None
-            if resource.ty == ResourceType.CIN and resource.pi:
-                parent = _lock(conn, resource.pi)
+            if resource.ty in (ResourceType.CIN, ResourceType.SUB) and resource.pi:
+                parent = self._lock(conn, resource.pi)
             q = select(resources).where(
                 or_(resources.c.ri == resource.ri, and_(*_subtree(resource.srn)))
             )
@@ -276,10 +339,13 @@ class SqlStore(Store):
             if not rows or rows[0].ri != resource.ri:
                 return []
             conn.execute(delete(resources).where(resources.c.ri.in_([r.ri for r in rows])))
-            if parent is not None and parent.ty == ResourceType.CNT:
+            if parent is not None and resource.ty == ResourceType.CIN:
                 parent.attrs["cni"] = max(0, int(parent.attrs.get("cni", 0)) - 1)
                 parent.attrs["cbs"] = max(0, int(parent.attrs.get("cbs", 0)) - rows[0].cs)
-                _write_row(conn, parent)
+                self._write_row(conn, parent)
+            elif parent is not None:
+                parent.attrs[SUBSCRIPTIONS] = max(0, int(parent.attrs.get(SUBSCRIPTIONS, 0)) - 1)
+                self._write_row(conn, parent)
         return rows
 
     def try_lease(self, name: str, holder: str, ttl: float, now: float) -> bool:
@@ -370,32 +436,17 @@ def _values(r: Resource) -> dict[str, Any]:
     }
 
 
-def _insert(conn: Connection, r: Resource) -> int:
-    result = conn.execute(insert(resources).values(**_values(r)))
-    pk = result.inserted_primary_key
-    return int(pk[0]) if pk else 0
-
-
-def _write_row(conn: Connection, r: Resource) -> None:
-    conn.execute(
-        update(resources)
-        .where(resources.c.ri == r.ri)
-        .values(lt=r.lt, et=r.et, st=r.st, attrs=json.dumps(r.attrs, separators=(",", ":")))
-    )
-
-
-def _lock(conn: Connection, ri: str) -> Resource | None:
-    row = conn.execute(select(resources).where(resources.c.ri == ri).with_for_update()).first()
-    return _to_resource(row) if row else None
-
-
 def _prune(conn: Connection, container: Resource, now: float) -> list[Resource]:
     """Drop the oldest contentInstances until cni <= mni and cbs <= mbs; adjust the counters."""
     attrs = container.attrs
     mni, mbs = attrs.get("mni"), attrs.get("mbs")
     cni, cbs = int(attrs.get("cni", 0)), int(attrs.get("cbs", 0))
+
+    def over() -> bool:
+        return (mni is not None and cni > mni) or (mbs is not None and cbs > mbs)
+
     pruned: list[Resource] = []
-    while (mni is not None and cni > mni) or (mbs is not None and cbs > mbs):
+    while over():
         batch = max(cni - mni, 1) if mni is not None and cni > mni else 16
         rows = conn.execute(
             select(resources)
@@ -407,7 +458,7 @@ def _prune(conn: Connection, container: Resource, now: float) -> list[Resource]:
             break
         doomed: list[Resource] = []
         for row in rows:
-            if not ((mni is not None and cni > mni) or (mbs is not None and cbs > mbs)):
+            if not over():
                 break
             r = _to_resource(row)
             doomed.append(r)
