@@ -78,6 +78,7 @@ resources = Table(
 )
 Index("ix_resources_children", resources.c.pi, resources.c.ty, resources.c.seq)
 Index("ix_resources_et", resources.c.et)
+Index("ix_resources_type_srn", resources.c.ty, resources.c.srn)  # discovery by type in a subtree
 
 leases = Table(
     "leases",
@@ -159,6 +160,13 @@ class SqlStore(Store):
             self.engine = create_engine(
                 url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
             )
+        # Single-statement reads need no transaction: on PostgreSQL a second engine in
+        # autocommit saves the BEGIN/ROLLBACK round trips of every lookup.
+        self.read_engine = (
+            self.engine
+            if self.is_sqlite
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         self._sql = _prepared_statements(self.engine.dialect)
 
     # -- plumbing -----------------------------------------------------------------------------
@@ -172,7 +180,7 @@ class SqlStore(Store):
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
+        with self.read_engine.connect() as conn:
             yield conn
 
     def _run(self, conn: Connection, name: str, **values: Any) -> Any:
@@ -382,9 +390,10 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
-    # Writers take the lock up front: no deadlocking upgrade from a read lock.
-    immediate = conn.get_execution_options().get("m2m_write", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    # Writers take the lock up front: no deadlocking upgrade from a read lock. Reads are single
+    # statements, each its own implicit transaction in autocommit mode: no BEGIN needed.
+    if conn.get_execution_options().get("m2m_write", False):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _alive(q: Any, now: float | None) -> Any:
