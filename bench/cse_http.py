@@ -15,14 +15,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import Client, Result, cse_process, rss_mb, run_clients
 from tests.support import PostgresCluster
+
+from bench.harness import Client, Result, cse_process, rss_mb, run_clients
 
 CLIENTS = 8
 
 
-def bench_engine(engine: str, db_url: str, data_dir: Path, seconds: float, fill: int
-                 ) -> list[str]:
+def bench_engine(engine: str, db_url: str, data_dir: Path, seconds: float, fill: int) -> list[str]:
     lines = []
     with cse_process(db_url, data_dir) as (port, proc):
         admin = Client(port, "CAdmin")
@@ -30,41 +30,58 @@ def bench_engine(engine: str, db_url: str, data_dir: Path, seconds: float, fill:
         for i in range(CLIENTS):
             origin = f"Cbench{i}"
             c = Client(port, origin)
-            rsc, _ = c.call("POST", "/cse-in", {"m2m:ae": {"rn": f"bench{i}", "api": "Nbench",
-                                                            "rr": False, "srv": ["3"]}}, ty=2)
+            rsc, _ = c.call(
+                "POST",
+                "/cse-in",
+                {"m2m:ae": {"rn": f"bench{i}", "api": "Nbench", "rr": False, "srv": ["3"]}},
+                ty=2,
+            )
             assert rsc == 2001, rsc
             rsc, _ = c.call("POST", f"/cse-in/bench{i}", {"m2m:cnt": {"rn": "data"}}, ty=3)
             assert rsc == 2001, rsc
             clients.append(c)
-        payload = {"m2m:cin": {"cnf": "application/json:0",
-                               "con": '{"temperature":21.4,"humidity":48.2,"ts":1764000000}'}}
+        payload = {
+            "m2m:cin": {
+                "cnf": "application/json:0",
+                "con": '{"temperature":21.4,"humidity":48.2,"ts":1764000000}',
+            }
+        }
 
         def creator(c: Client, i: int):  # type: ignore[no-untyped-def]
             return lambda: (2001, c.call("POST", f"/cse-in/bench{i}/data", payload, ty=4)[0])
 
         run_clients("warm-up", [creator(c, i) for i, c in enumerate(clients)], 2)
-        r = run_clients(f"{engine}: CREATE cin (8 clients)",
-                        [creator(c, i) for i, c in enumerate(clients)], seconds)
+        r = run_clients(
+            f"{engine}: CREATE cin (8 clients)",
+            [creator(c, i) for i, c in enumerate(clients)],
+            seconds,
+        )
         lines.append(r.line())
 
         def la(c: Client, i: int):  # type: ignore[no-untyped-def]
             return lambda: (2000, c.call("GET", f"/cse-in/bench{i}/data/la")[0])
 
-        r = run_clients(f"{engine}: RETRIEVE la (8 clients)",
-                        [la(c, i) for i, c in enumerate(clients)], seconds / 2)
+        r = run_clients(
+            f"{engine}: RETRIEVE la (8 clients)",
+            [la(c, i) for i, c in enumerate(clients)],
+            seconds / 2,
+        )
         lines.append(r.line())
 
         def disc(c: Client, i: int):  # type: ignore[no-untyped-def]
             return lambda: (2000, c.call("GET", f"/cse-in/bench{i}?fu=1&ty=3")[0])
 
-        r = run_clients(f"{engine}: discovery ty=3 (8 clients)",
-                        [disc(c, i) for i, c in enumerate(clients)], seconds / 2)
+        r = run_clients(
+            f"{engine}: discovery ty=3 (8 clients)",
+            [disc(c, i) for i, c in enumerate(clients)],
+            seconds / 2,
+        )
         lines.append(r.line())
 
         # Fill to `fill` stored instances (no mni), then measure resident memory.
-        rsc, body = admin.call("GET", "/cse-in/bench0/data")
-        stored = sum(admin.call("GET", f"/cse-in/bench{i}/data")[1]["m2m:cnt"]["cni"]
-                     for i in range(CLIENTS))
+        stored = sum(
+            admin.call("GET", f"/cse-in/bench{i}/data")[1]["m2m:cnt"]["cni"] for i in range(CLIENTS)
+        )
         t0 = time.perf_counter()
         per_client = max(0, (fill - stored) // CLIENTS + 1)
         fill_result = Result("fill")
@@ -80,10 +97,13 @@ def bench_engine(engine: str, db_url: str, data_dir: Path, seconds: float, fill:
         for t in threads:
             t.join()
         fill_result.seconds = time.perf_counter() - t0
-        total = sum(admin.call("GET", f"/cse-in/bench{i}/data")[1]["m2m:cnt"]["cni"]
-                    for i in range(CLIENTS))
-        lines.append(f"{engine}: stored contentInstances {total}, CSE RSS "
-                     f"{rss_mb(proc.pid):.0f} MB (fill took {fill_result.seconds:.0f} s)")
+        total = sum(
+            admin.call("GET", f"/cse-in/bench{i}/data")[1]["m2m:cnt"]["cni"] for i in range(CLIENTS)
+        )
+        lines.append(
+            f"{engine}: stored contentInstances {total}, CSE RSS "
+            f"{rss_mb(proc.pid):.0f} MB (fill took {fill_result.seconds:.0f} s)"
+        )
     return lines
 
 
@@ -93,21 +113,25 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--fill", type=int, default=100_000)
     args = parser.parse_args()
-    print(f"machine: {platform.node()} {platform.machine()} {platform.system()} "
-          f"{platform.release()}, python {platform.python_version()}")
+    print(
+        f"machine: {platform.node()} {platform.machine()} {platform.system()} "
+        f"{platform.release()}, python {platform.python_version()}"
+    )
     engines = ["sqlite", "postgresql"] if args.engine == "both" else [args.engine]
     with tempfile.TemporaryDirectory() as tmp:
         for engine in engines:
             data = Path(tmp) / engine
             if engine == "sqlite":
-                lines = bench_engine(engine, f"sqlite:///{data}/cse.sqlite", data, args.seconds,
-                                     args.fill)
+                lines = bench_engine(
+                    engine, f"sqlite:///{data}/cse.sqlite", data, args.seconds, args.fill
+                )
             else:
                 cluster = PostgresCluster(Path(tmp) / "pg")
                 cluster.start()
                 try:
-                    lines = bench_engine(engine, cluster.create_database(), data, args.seconds,
-                                         args.fill)
+                    lines = bench_engine(
+                        engine, cluster.create_database(), data, args.seconds, args.fill
+                    )
                 finally:
                     cluster.stop()
             for line in lines:

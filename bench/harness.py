@@ -27,12 +27,20 @@ def free_port() -> int:
 
 
 @contextmanager
-def cse_process(db_url: str, data_dir: Path, *, threads: int = 8,
-                extra_env: dict[str, str] | None = None) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+def cse_process(
+    db_url: str, data_dir: Path, *, threads: int = 8, extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     port = free_port()
-    env = {**os.environ, "M2M_HTTP_PORT": str(port), "M2M_HTTP_HOST": "127.0.0.1",
-           "M2M_DATA_DIR": str(data_dir), "M2M_DB_URL": db_url, "M2M_LOG_LEVEL": "WARNING",
-           "M2M_HTTP_THREADS": str(threads), **(extra_env or {})}
+    env = {
+        **os.environ,
+        "M2M_HTTP_PORT": str(port),
+        "M2M_HTTP_HOST": "127.0.0.1",
+        "M2M_DATA_DIR": str(data_dir),
+        "M2M_DB_URL": db_url,
+        "M2M_LOG_LEVEL": "WARNING",
+        "M2M_HTTP_THREADS": str(threads),
+        **(extra_env or {}),
+    }
     proc = subprocess.Popen([sys.executable, "-m", "m2mcloud", "cse", "serve"], env=env)
     try:
         deadline = time.time() + 30
@@ -69,8 +77,9 @@ class Client:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         self.origin = origin
 
-    def call(self, method: str, path: str, body: Any = None, ty: int | None = None
-             ) -> tuple[int, Any]:
+    def call(
+        self, method: str, path: str, body: Any = None, ty: int | None = None
+    ) -> tuple[int, Any]:
         headers = {"X-M2M-Origin": self.origin, "X-M2M-RI": str(next(_rqi)), "X-M2M-RVI": "3"}
         data = None
         if body is not None:
@@ -103,12 +112,13 @@ class Result:
 
     def line(self) -> str:
         mean = statistics.fmean(self.latencies) * 1000 if self.latencies else float("nan")
-        return (f"{self.name:<34} {self.rate:8.0f} req/s  ok={self.ok:<7} err={self.errors:<4} "
-                f"p50={self.pct(50):6.1f} ms  p99={self.pct(99):6.1f} ms  mean={mean:6.1f} ms")
+        return (
+            f"{self.name:<34} {self.rate:8.0f} req/s  ok={self.ok:<7} err={self.errors:<4} "
+            f"p50={self.pct(50):6.1f} ms  p99={self.pct(99):6.1f} ms  mean={mean:6.1f} ms"
+        )
 
 
-def run_clients(name: str, workers: list[Callable[[], tuple[int, int]]], seconds: float
-                ) -> Result:
+def run_clients(name: str, workers: list[Callable[[], tuple[int, int]]], seconds: float) -> Result:
     """Run each worker callable in its own thread for `seconds`; a worker call returns
     (expected_rsc, actual_rsc)."""
     result = Result(name)
