@@ -4,8 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 export PATH="$PWD/.venv/bin:$PATH"
-# The storage tests must run on a real PostgreSQL here: a missing server fails, never skips.
-export M2M_REQUIRE_POSTGRES=1
+# Tests run on a real PostgreSQL and Mosquitto here: a missing service fails, never skips.
+export M2M_REQUIRE_SERVICES=1
 
 echo "==> lint: ruff, mypy"
 ruff check app tests bench

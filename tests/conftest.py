@@ -9,7 +9,13 @@ import pytest
 
 from m2mcloud.cse.app import Runtime, build_runtime
 from m2mcloud.cse.config import CSEConfig
-from tests.support import M2MClient, NotificationReceiver, PostgresCluster, falcon_transport
+from tests.support import (
+    M2MClient,
+    Mosquitto,
+    NotificationReceiver,
+    PostgresCluster,
+    falcon_transport,
+)
 
 ENGINES = ["sqlite", "postgresql"]
 
@@ -20,11 +26,25 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresClust
     try:
         cluster.start()
     except (FileNotFoundError, OSError) as exc:
-        if os.environ.get("M2M_REQUIRE_POSTGRES") == "1":
+        if os.environ.get("M2M_REQUIRE_SERVICES") == "1":
             raise
         pytest.skip(f"PostgreSQL not available ({exc}); run the README test command to install")
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A real Mosquitto broker on a free port, anonymous access, stopped after the test."""
+    broker = Mosquitto(tmp_path / "mosquitto")
+    try:
+        broker.start()
+    except FileNotFoundError as exc:
+        if os.environ.get("M2M_REQUIRE_SERVICES") == "1":
+            raise
+        pytest.skip(f"mosquitto not available ({exc}); run the README test command to install")
+    yield broker
+    broker.stop()
 
 
 @pytest.fixture(params=ENGINES)

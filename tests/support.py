@@ -268,3 +268,67 @@ class PostgresCluster:
             f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
         ) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# -- a real Mosquitto broker ----------------------------------------------------------------------
+
+
+class Mosquitto:
+    """A private Mosquitto broker (Debian package) on a free loopback port, optionally with a
+    password file (`users`: name -> password), as the tests and benchmarks need it."""
+
+    def __init__(self, base: Path, users: dict[str, str] | None = None) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(binary).exists():
+            raise FileNotFoundError("mosquitto not installed (apt-get install mosquitto)")
+        self.binary = binary
+        self.base = base
+        self.port = free_port()
+        self.users = users or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.base.mkdir(parents=True, exist_ok=True)
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "persistence false",
+            "max_inflight_messages 1000",
+            "max_queued_messages 100000",
+            "set_tcp_nodelay true",
+            f"log_dest file {self.base / 'mosquitto.log'}",
+        ]
+        if self.users:
+            pwfile = self.base / "passwd"
+            pwfile.write_text("".join(f"{u}:{p}\n" for u, p in self.users.items()))
+            subprocess.run(["mosquitto_passwd", "-U", str(pwfile)], check=True, timeout=30)
+            lines += ["allow_anonymous false", f"password_file {pwfile}"]
+        else:
+            lines.append("allow_anonymous true")
+        conf = self.base / "mosquitto.conf"
+        conf.write_text("\n".join(lines) + "\n")
+        if os.geteuid() == 0:
+            shutil.chown(self.base, "mosquitto", "mosquitto")
+            for f in self.base.iterdir():
+                shutil.chown(f, "mosquitto", "mosquitto")
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"mosquitto exited: {self.log()}") from None
+                time.sleep(0.05)
+        raise RuntimeError("mosquitto did not start listening")
+
+    def log(self) -> str:
+        path = self.base / "mosquitto.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
