@@ -10,6 +10,7 @@ APT_PACKAGES=(
   mosquitto-clients
   postgresql              # real PostgreSQL for the storage tests (a private cluster per test run)
   podman                  # Molecule test hosts
+  runc                    # podman's runtime for them (molecule/containers.conf: crun fails on this host)
   debootstrap             # builds the systemd test image offline
   buildah
   rsync
@@ -37,4 +38,11 @@ if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -e '.[dev]'
   touch "$stamp"
+fi
+# The Ansible side (ansible, ansible-lint, yamllint, molecule + podman driver, ansible-runner).
+ansible_stamp=.venv/.m2mcloud-ansible-deps
+if [[ ! -f $ansible_stamp || requirements/ansible.txt -nt $ansible_stamp ]]; then
+  echo "==> pip install -r requirements/ansible.txt"
+  .venv/bin/pip install -q -r requirements/ansible.txt
+  touch "$ansible_stamp"
 fi

@@ -12,7 +12,12 @@ ruff check app tests bench
 ruff format --check app tests bench
 mypy
 
-echo "==> pytest (unit + integration)"
+echo "==> lint: yamllint, ansible-lint, ansible-playbook --syntax-check"
+yamllint --strict .
+ansible-lint
+ansible-playbook site.yml --syntax-check -i inventory/example/hosts.yml
+
+echo "==> pytest (unit + integration + tests/ansible)"
 set +e
 pytest tests "$@"
 rc=$?
@@ -21,4 +26,7 @@ if [[ $rc -eq 5 ]]; then
   echo "pytest collected no tests: that is a failure, not a pass" >&2
   exit 1
 fi
+
+# Molecule scenarios of the Ansible roles (podman systemd test hosts); says what it skips and why.
+scripts/test-molecule.sh || rc=$((rc ? rc : 1))
 exit $rc
