@@ -39,6 +39,7 @@ def cse_process(
         "M2M_DB_URL": db_url,
         "M2M_LOG_LEVEL": "WARNING",
         "M2M_HTTP_THREADS": str(threads),
+        "M2M_MQTT": "false",
         **(extra_env or {}),
     }
     proc = subprocess.Popen([sys.executable, "-m", "m2mcloud", "cse", "serve"], env=env)

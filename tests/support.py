@@ -332,3 +332,94 @@ class Mosquitto:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
+
+
+class MQTTPeer:
+    """A oneM2M entity on MQTT (TS-0010) for tests: sends request primitives to the CSE and
+    collects its responses; can also answer requests the CSE sends to it (notifications)."""
+
+    def __init__(
+        self, port: int, originator: str, cse_id: str = "id-in", answer_rsc: int = 2000
+    ) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.originator, self.cse_id, self.answer_rsc = originator, cse_id, answer_rsc
+        self.responses: dict[str, dict[str, Any]] = {}
+        self.duplicates: list[str] = []
+        self.incoming: list[dict[str, Any]] = []  # requests the CSE sent to this entity
+        self.all_responses: list[tuple[str, dict[str, Any]]] = []
+        self.cond = threading.Condition()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"peer-{originator}-{next(_rqi)}",
+            protocol=mqtt.MQTTv311,
+        )
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        subs = [
+            (f"/oneM2M/resp/{originator}/{cse_id}/+", 1),
+            (f"/oneM2M/reg_resp/{originator}/{cse_id}/json", 1),
+            (f"/oneM2M/req/{cse_id}/{originator}/json", 1),
+        ]
+        self.client.subscribe(subs)
+        time.sleep(0.3)  # let the SUBACK arrive before anything is published
+
+    def _on_message(self, client: Any, _u: Any, msg: Any) -> None:
+        body = json.loads(msg.payload)
+        with self.cond:
+            if "/req/" in msg.topic:
+                self.incoming.append(body)
+                answer = {"rsc": self.answer_rsc, "rqi": body.get("rqi"), "fr": self.originator}
+                client.publish(
+                    f"/oneM2M/resp/{self.cse_id}/{self.originator}/json", json.dumps(answer), qos=1
+                )
+            else:
+                rqi = body.get("rqi", "")
+                self.all_responses.append((msg.topic, body))
+                if rqi in self.responses:
+                    self.duplicates.append(rqi)
+                self.responses[rqi] = body
+            self.cond.notify_all()
+
+    def send(self, primitive: dict[str, Any], *, reg: bool = False) -> str:
+        primitive = {"fr": self.originator, "rvi": "3", "rqi": f"mq-{next(_rqi)}", **primitive}
+        kind = "reg_req" if reg else "req"
+        self.client.publish(
+            f"/oneM2M/{kind}/{self.originator}/{self.cse_id}/json", json.dumps(primitive), qos=1
+        )
+        return str(primitive["rqi"])
+
+    def publish_raw(
+        self, payload: bytes, *, kind: str = "req", serialization: str = "json"
+    ) -> None:
+        self.client.publish(
+            f"/oneM2M/{kind}/{self.originator}/{self.cse_id}/{serialization}", payload, qos=1
+        )
+
+    def wait(self, rqi: str, timeout: float = 10) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while rqi not in self.responses:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no response to {rqi} in {timeout} s")
+                self.cond.wait(left)
+            return self.responses[rqi]
+
+    def request(
+        self, primitive: dict[str, Any], *, reg: bool = False, timeout: float = 10
+    ) -> dict[str, Any]:
+        return self.wait(self.send(primitive, reg=reg), timeout)
+
+    def wait_incoming(self, count: int, timeout: float = 10) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while len(self.incoming) < count and time.monotonic() < deadline:
+                self.cond.wait(max(0.0, deadline - time.monotonic()))
+            return list(self.incoming)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -68,7 +68,12 @@ def cse_process(tmp_path: Path, db_url: str) -> Iterator[Callable[..., CSEProces
     started: list[CSEProcess] = []
 
     def start(*args: str, env: dict[str, str] | None = None, ready: bool = True) -> CSEProcess:
-        base = {"M2M_DATA_DIR": str(tmp_path), "M2M_DB_URL": db_url, "M2M_LOG_LEVEL": "INFO"}
+        base = {
+            "M2M_DATA_DIR": str(tmp_path),
+            "M2M_DB_URL": db_url,
+            "M2M_LOG_LEVEL": "INFO",
+            "M2M_MQTT": "false",
+        }
         p = CSEProcess({**base, **(env or {})}, list(args), tmp_path / f"cse{len(started)}.log")
         started.append(p)
         if ready:

@@ -48,6 +48,16 @@ class CSEConfig:
     notify_timeout: float = _setting(3.0, "seconds to wait for a notification target to answer")
     notify_queue_size: int = _setting(10_000, "pending notifications kept in memory per process")
     allow_s_originator: bool = _setting(True, "let AEs register with an S-originator (S-AE-IDs)")
+    mqtt: bool = _setting(True, "serve the MQTT binding (--no-mqtt: HTTP only)")
+    mqtt_host: str = _setting("localhost", "MQTT broker host")
+    mqtt_port: int = _setting(1883, "MQTT broker port")
+    mqtt_username: str = _setting("", "MQTT user name (empty: anonymous)")
+    mqtt_password: str = _setting("", "MQTT password")
+    mqtt_tls: bool = _setting(False, "connect to the broker over TLS")
+    mqtt_ca_file: str = _setting("", "CA bundle for the broker's TLS certificate (default: system)")
+    mqtt_share_group: str = _setting("m2mcloud", "shared-subscription group of all CSE replicas")
+    mqtt_keepalive: int = _setting(30, "MQTT keep-alive seconds")
+    mqtt_workers: int = _setting(8, "threads handling MQTT requests (ordered per originator)")
     upper_tester: bool = _setting(
         True,
         "serve the oneM2M Upper Tester endpoint /__ut__ "
@@ -110,6 +120,8 @@ class CSEConfig:
         """Settings for the start-up log line, with the database password masked."""
         out = dataclasses.asdict(self)
         out["db_url"] = _mask_password(self.database_url)
+        if out["mqtt_password"]:
+            out["mqtt_password"] = "***"
         return out
 
 

@@ -86,6 +86,7 @@ class CSE:
         self.access = AccessControl(self)
         self.notifier = notifier if notifier is not None else Notifier(self)
         self.cse_base_ri = config.cse_id
+        self.mqtt: Any = None  # the MQTT binding, when running: sends notifications over MQTT
         self._background: list[threading.Thread] = []
 
     # -- lifecycle ------------------------------------------------------------------------------

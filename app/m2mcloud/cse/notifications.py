@@ -260,8 +260,8 @@ class Notifier:
         None means "nothing to send" (an AE that asked not to be reached, rr=false)."""
         if "://" in target:
             scheme = target.split("://", 1)[0].lower()
-            if scheme not in ("http", "https"):
-                raise DeliveryError(f"{scheme}:// notification targets are not supported yet")
+            if scheme not in ("http", "https", "mqtt"):
+                raise DeliveryError(f"{scheme}:// notification targets are not supported")
             return target
         try:
             res = self.cse.resolve(target).resource
@@ -269,18 +269,36 @@ class Notifier:
             raise DeliveryError(f"notification target {target} does not exist") from exc
         if res.ty != ResourceType.AE:
             raise DeliveryError(f"notification target {target} is not an AE")
-        poa = [p for p in res.attrs.get("poa", []) if p.lower().startswith(("http://", "https://"))]
+        poa = [
+            p
+            for p in res.attrs.get("poa", [])
+            if p.lower().startswith(("http://", "https://", "mqtt://"))
+        ]
         if not poa:
             if for_verification:
-                raise DeliveryError(f"AE {target} has no HTTP pointOfAccess (poa)")
+                raise DeliveryError(f"AE {target} has no usable pointOfAccess (poa)")
             return None
         if res.attrs.get("rr") is False and not for_verification:
             return None
-        return str(poa[0])
+        url = str(poa[0])
+        if url.lower().startswith("mqtt://") and not urlsplit(url).path.strip("/"):
+            url = f"{url.rstrip('/')}/{res.ri}"  # an AE reached over MQTT is addressed by AE-ID
+        return url
+
+    def _send_mqtt(self, url: str, payload: dict[str, Any]) -> RSC | None:
+        if self.cse.mqtt is None:
+            raise DeliveryError(f"{url}: the MQTT binding is off (--no-mqtt)")
+        try:
+            rsc: RSC | None = self.cse.mqtt.notify(url, payload, self.cse.config.notify_timeout)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise DeliveryError(str(exc)) from None
+        return rsc
 
     def send(self, url: str, payload: dict[str, Any]) -> RSC | None:
         """POST one notification; return the receiver's X-M2M-RSC (None if it sent none and the
         HTTP status was a success)."""
+        if url.lower().startswith("mqtt://"):
+            return self._send_mqtt(url, payload)
         parts = urlsplit(url)
         conn_cls = (
             http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection

@@ -37,51 +37,68 @@ def serve(config: CSEConfig) -> int:
     except Exception as exc:
         log.error("cannot start the CSE: %s", exc)
         return 2
+    try:
+        server = create_server(
+            runtime.app,
+            host=config.http_host,
+            port=config.http_port,
+            threads=config.http_threads,
+            connection_limit=1000,
+            channel_timeout=120,
+            ident="m2mcloud-cse",
+            max_request_body_size=config.max_request_bytes + 1,
+            clear_untrusted_proxy_headers=True,
+        )
+    except OSError as exc:
+        log.error("cannot listen on %s:%s: %s", config.http_host, config.http_port, exc)
+        runtime.store.close()
+        return 2
     runtime.start_background()
-    server = create_server(
-        runtime.app,
-        host=config.http_host,
-        port=config.http_port,
-        threads=config.http_threads,
-        connection_limit=1000,
-        channel_timeout=120,
-        ident="m2mcloud-cse",
-        max_request_body_size=config.max_request_bytes + 1,
-        clear_untrusted_proxy_headers=True,
-    )
+    binding = None
+    if config.mqtt:
+        from m2mcloud.cse.bindings.mqtt import MQTTBinding
+
+        binding = MQTTBinding(runtime)
+        binding.start()
     stopping: dict[str, float] = {}
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if stopping:
             return
-        log.info("received %s: draining (unready, no new connections)", signal.Signals(signum).name)
+        log.info("received %s: draining (unready, no new work)", signal.Signals(signum).name)
         runtime.lifecycle.drain()
         stopping["deadline"] = time.monotonic() + SHUTDOWN_GRACE_SECONDS
+        if binding is not None:
+            binding.stop_intake()
         # Runs in the main thread, which is the event loop's thread: safe to close the listener.
         server.accepting = False
         wasyncore.dispatcher.close(server)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    host, port = server.effective_host, server.effective_port
     log.info(
-        "CSE %s (%s) serving HTTP on %s:%s root %s, database %s",
+        "CSE %s (%s) serving HTTP on %s:%s root %s, MQTT %s, database %s",
         config.cse_id,
         config.cse_name,
-        host,
-        port,
+        server.effective_host,
+        server.effective_port,
         config.http_root,
+        f"{config.mqtt_host}:{config.mqtt_port}" if binding else "off",
         config.describe()["db_url"],
     )
     while True:
         wasyncore.loop(timeout=0.2, map=server._map, use_poll=True, count=1)
-        if stopping and (_idle(runtime, server) or time.monotonic() > stopping["deadline"]):
+        if stopping and (
+            _idle(runtime, server, binding) or time.monotonic() > stopping["deadline"]
+        ):
             break
-    return _shutdown(runtime, server)
+    return _shutdown(runtime, server, binding)
 
 
-def _idle(runtime: Runtime, server: Any) -> bool:
+def _idle(runtime: Runtime, server: Any, binding: Any) -> bool:
     if runtime.lifecycle.in_flight or server.task_dispatcher.queue:
+        return False
+    if binding is not None and binding.pending_requests():
         return False
     for channel in list(server._map.values()):
         if isinstance(channel, HTTPChannel) and (channel.requests or channel.total_outbufs_len):
@@ -89,12 +106,14 @@ def _idle(runtime: Runtime, server: Any) -> bool:
     return True
 
 
-def _shutdown(runtime: Runtime, server: Any) -> int:
+def _shutdown(runtime: Runtime, server: Any, binding: Any) -> int:
     left = runtime.lifecycle.in_flight
     if left:
         log.warning("grace period over with %d request(s) still in flight", left)
     server.task_dispatcher.shutdown(timeout=5)
     wasyncore.close_all(server._map)
+    if binding is not None:
+        binding.stop()  # responses already published; disconnect cleanly
     runtime.stop_background()
     runtime.store.close()
     log.info("stopped cleanly")
