@@ -12,6 +12,7 @@ from typing import Any
 
 from waitress import create_server, wasyncore
 from waitress.channel import HTTPChannel
+from waitress.task import WSGITask
 
 from m2mcloud.cse.app import Runtime, build_runtime
 from m2mcloud.cse.config import CSEConfig
@@ -53,6 +54,7 @@ def serve(config: CSEConfig) -> int:
         log.error("cannot listen on %s:%s: %s", config.http_host, config.http_port, exc)
         runtime.store.close()
         return 2
+    server.channel_class = _drain_aware_channel(runtime)
     runtime.start_background()
     binding = None
     if config.mqtt:
@@ -93,6 +95,23 @@ def serve(config: CSEConfig) -> int:
         ):
             break
     return _shutdown(runtime, server, binding)
+
+
+def _drain_aware_channel(runtime: Runtime) -> type[HTTPChannel]:
+    """While draining, every response carries `Connection: close`: clients do not reuse the
+    connection, so their next request opens a new one and reaches another replica. (A WSGI app
+    may not set hop-by-hop headers itself; waitress adds it when the request asks to close.)"""
+
+    class Task(WSGITask):  # type: ignore[misc]
+        def build_response_header(self) -> bytes:
+            if runtime.lifecycle.draining:
+                self.request.headers["CONNECTION"] = "close"
+            return bytes(super().build_response_header())
+
+    class Channel(HTTPChannel):  # type: ignore[misc]
+        task_class = Task
+
+    return Channel
 
 
 def _idle(runtime: Runtime, server: Any, binding: Any) -> bool:

@@ -186,11 +186,15 @@ class MQTTBinding(Link):
         """Take no new MQTT requests: leave the shared subscription (the broker gives new
         requests to the other replicas)."""
         self.accepting = False
+        self.intake_stopped = time.monotonic()
         if self.connected.is_set():
             self.client.unsubscribe(self.request_topics)
 
     def pending_requests(self) -> int:
-        return sum(q.unfinished_tasks for q in self.queues)
+        """Requests queued or being handled; right after leaving the shared subscription,
+        messages the broker had already routed here may still be on their way (count 1)."""
+        settling = time.monotonic() - getattr(self, "intake_stopped", 0.0) < 1.0
+        return sum(q.unfinished_tasks for q in self.queues) + (1 if settling else 0)
 
     def stop(self) -> None:
         self.closing = True
