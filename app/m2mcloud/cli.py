@@ -24,6 +24,7 @@ def _cse_serve(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from m2mcloud.cse.config import CSEConfig
+    from m2mcloud.devices.cli import add_parser as add_devices_parser
 
     parser = argparse.ArgumentParser(prog="m2mcloud", description=__doc__)
     parser.add_argument("--version", action="version", version=f"m2mcloud {__version__}")
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     CSEConfig.add_arguments(serve)
     serve.set_defaults(func=_cse_serve)
+    add_devices_parser(sub)
     return parser
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 
-class Unreachable(RuntimeError):
+class UnreachableError(RuntimeError):
     """The CSE or the broker cannot be used at all; the message is one sentence for the operator."""
 
 
@@ -35,14 +35,18 @@ Tick = Callable[[float], None]
 
 
 class Fleet(Protocol):
+    def status(self) -> dict[str, int]:
+        """Device counts: devices, connected, ready, failed."""
+
     def open(self) -> None:
-        """Check that the platform is reachable; raise `Unreachable` with a sentence if not."""
+        """Check that the platform is reachable; raise `UnreachableError` with a sentence if not."""
 
     def setup(self, stagger: float, stop: StopFlag, tick: Tick) -> int:
         """Connect and register every device, spread over `stagger` seconds; devices ready."""
 
-    def drive(self, due: Callable[[float], int], done: Callable[[float], bool], stop: StopFlag,
-              tick: Tick) -> None:
+    def drive(
+        self, due: Callable[[float], int], done: Callable[[float], bool], stop: StopFlag, tick: Tick
+    ) -> None:
         """Send `due(now)` readings whenever asked until `done(now)` or a stop."""
 
     def drain(self, timeout: float, stop: StopFlag) -> int:
