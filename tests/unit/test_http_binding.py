@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import M2MClient
+from tests.support import M2MClient, NotificationReceiver
 
 
 def test_cse_base_attributes_and_headers(client: M2MClient) -> None:
@@ -134,8 +134,49 @@ def test_no_response_request_is_accepted_and_executed(
     assert client.retrieve("cse-in/app/data/c1", origin="Capp")["m2m:cin"]["con"] == "later"
 
 
-def test_non_blocking_requests_are_refused_explicitly(client: M2MClient) -> None:
-    assert client.retrieve("cse-in", params={"rt": "1"}).rsc == 5206
+def _poll_request(client: M2MClient, uri: str, origin: str) -> dict[str, Any]:
+    import time
+
+    for _ in range(100):
+        req = client.retrieve(f"~/id-in/{uri}", origin=origin)["m2m:req"]
+        if req["rs"] == 1:
+            return dict(req)
+        time.sleep(0.05)
+    raise AssertionError("the non-blocking request did not complete")
+
+
+def test_non_blocking_synchronous_request(client: M2MClient, ae: dict[str, Any]) -> None:
+    r = client.create(
+        "cse-in/app",
+        3,
+        {"m2m:cnt": {"rn": "nb"}},
+        origin="Capp",
+        params={"rt": "1", "rp": "PT30S"},
+        headers={"X-M2M-VSI": "v1"},
+    )
+    assert r.rsc == 1001 and r.status == 202
+    req = _poll_request(client, r["m2m:uri"], "Capp")
+    assert req["org"] == "Capp" and req["op"] == 1 and req["tg"] == "cse-in/app"
+    assert req["mi"]["rt"]["rtv"] == 1 and req["mi"]["vsi"] == "v1" and "st" not in req
+    assert req["ors"]["rsc"] == 2001 and req["ors"]["pc"]["m2m:cnt"]["rn"] == "nb"
+    assert client.retrieve("cse-in/app/nb", origin="Capp").rsc == 2000
+    missing = client.retrieve("cse-in/nothing", origin="Capp", params={"rt": "1"})
+    assert missing.rsc == 1001
+    assert _poll_request(client, missing["m2m:uri"], "Capp")["ors"]["rsc"] == 4004
+    assert client.retrieve(f"~/id-in/{r['m2m:uri']}", origin="Cother").rsc == 4103
+    assert client.create("cse-in", 17, {"m2m:req": {}}).rsc == 4005
+
+
+def test_non_blocking_asynchronous_request(
+    client: M2MClient, ae: dict[str, Any], receiver: NotificationReceiver
+) -> None:
+    r = client.retrieve(
+        "cse-in/app/data", origin="Capp", params={"rt": "2"}, headers={"X-M2M-RTU": receiver.url}
+    )
+    assert r.rsc == 1002
+    got = receiver.wait_for(1)
+    rsp = got[0]["m2m:rsp"]
+    assert rsp["rsc"] == 2000 and rsp["pc"]["m2m:cnt"]["rn"] == "data"
 
 
 def test_operational_endpoints(client: M2MClient) -> None:

@@ -155,3 +155,17 @@ def test_delete_child_event(
     # pruning "a" by mni is not a deletion event; deleting "b" is
     assert [e["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["rn"] for e in events] == ["b"]
     assert len(got) == 2
+
+
+def test_notify_is_forwarded_to_the_ae(
+    client: M2MClient, ae: dict[str, Any], receiver: NotificationReceiver
+) -> None:
+    client.update("cse-in/app", {"m2m:ae": {"poa": [receiver.url]}}, origin="Capp")
+    sgn = {"m2m:sgn": {"nev": {"rep": {"m2m:cin": {"con": "x"}}, "net": 3}, "sur": "/x/y"}}
+    r = client.request("POST", "cse-in/app", body=sgn, origin="Capp")
+    assert r.rsc == 2000
+    assert receiver.wait_for(1)[0] == sgn
+    assert client.request("POST", "cse-in/app", body=sgn, origin="Cstranger").rsc == 4103
+    assert client.request("POST", "cse-in/app/data", body=sgn, origin="Capp").rsc == 4005
+    receiver.answer_rsc = 4004
+    assert client.request("POST", "cse-in/app", body=sgn, origin="Capp").rsc == 4004

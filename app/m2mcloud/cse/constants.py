@@ -12,6 +12,7 @@ class ResourceType(IntEnum):
     CIN = 4
     CSEBASE = 5
     GRP = 9
+    REQ = 17
     SUB = 23
 
     @property
@@ -27,6 +28,7 @@ _TPE = {
     ResourceType.CIN: "m2m:cin",
     ResourceType.CSEBASE: "m2m:cb",
     ResourceType.GRP: "m2m:grp",
+    ResourceType.REQ: "m2m:req",
     ResourceType.SUB: "m2m:sub",
 }
 TPE_TO_TYPE = {v: k for k, v in _TPE.items()}

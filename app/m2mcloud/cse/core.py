@@ -32,6 +32,7 @@ from m2mcloud.cse.resources.base import ResourceKind
 from m2mcloud.cse.resources.container import ContainerKind, ContentInstanceKind
 from m2mcloud.cse.resources.cse_base import CSE_TYPE_IN, SUPPORTED_RESOURCE_TYPES, CSEBaseKind
 from m2mcloud.cse.resources.group import GroupKind
+from m2mcloud.cse.resources.request import RequestKind
 from m2mcloud.cse.resources.subscription import SubscriptionKind
 from m2mcloud.cse.store import Resource, Store
 from m2mcloud.cse.timeutil import format_ts, parse_ts
@@ -48,6 +49,7 @@ KINDS: dict[ResourceType, ResourceKind] = {
         ACPKind(),
         SubscriptionKind(),
         GroupKind(),
+        RequestKind(),
     )
 }
 VIRTUAL = ("la", "ol")
@@ -159,11 +161,9 @@ class CSE:
         if req.rqet is not None and req.rqet <= now:
             raise CSEError(RSC.REQUEST_TIMEOUT, "the request expiration time has passed")
         if req.rt in (ResponseType.NON_BLOCKING_SYNCH, ResponseType.NON_BLOCKING_ASYNCH):
-            raise CSEError(
-                RSC.NON_BLOCKING_SYNCH_REQUEST_NOT_SUPPORTED,
-                "non-blocking requests (rt=1/2) are not supported; use rt=3 (blocking) "
-                "or rt=5 (no response)",
-            )
+            from m2mcloud.cse.resources.request import accept_non_blocking
+
+            return accept_non_blocking(self, req)
         if req.rt == ResponseType.NO_RESPONSE:
             self._run_detached(req)
             return Response(rsc=RSC.ACCEPTED)
@@ -193,7 +193,27 @@ class CSE:
             return self.update(req, target)
         if req.op == Operation.DELETE:
             return self.delete(req, target)
+        if req.op == Operation.NOTIFY:
+            return self.forward_notify(req, target)
         raise CSEError(RSC.NOT_IMPLEMENTED, f"operation {req.op.name} is not supported here")
+
+    def forward_notify(self, req: Request, target: Target) -> Response:
+        """A NOTIFY addressed to an AE is passed on to the AE's pointOfAccess; the AE's answer
+        is the answer."""
+        from m2mcloud.cse.notifications import DeliveryError
+
+        res = target.resource
+        if res.ty != ResourceType.AE:
+            raise not_allowed("NOTIFY can only be sent to an AE")
+        self.access.check(req.originator, res, Operation.NOTIFY)
+        try:
+            url = self.notifier.resolve_target(res.ri, for_verification=True)
+            rsc = self.notifier.send(url, req.pc or {}) if url else None
+        except DeliveryError as exc:
+            raise CSEError(
+                RSC.TARGET_NOT_REACHABLE, f"the AE could not be reached: {exc}"
+            ) from None
+        return Response(rsc=rsc or RSC.OK)
 
     def _run_detached(self, req: Request) -> None:
         def run() -> None:
@@ -323,6 +343,8 @@ class CSE:
         kind = KINDS.get(ResourceType(req.ty)) if req.ty in _TYPE_VALUES else None
         if kind is None or req.ty == ResourceType.CSEBASE:
             raise bad_request(f"resource type {int(req.ty)} cannot be created on this CSE")
+        if not kind.creatable:
+            raise not_allowed(f"{kind.ty.tpe} resources are created by the CSE only")
         ty = kind.ty
         body = self._content(req, ty)
         if parent.ty not in kind.parents:

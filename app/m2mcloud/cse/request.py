@@ -82,6 +82,9 @@ class Request:
     rset: float | None = None  # result expiration (epoch)
     oet: float | None = None  # operation execution time (epoch)
     vsi: str | None = None
+    rp: float | None = None  # resultPersistence of a non-blocking request (epoch)
+    rp_raw: str | None = None
+    rtu: list[str] | None = None  # where an asynchronous result goes (None: the originator's poa)
     # The binding this request arrived on ("http" or "mqtt"), for metrics and notifications.
     binding: str = "http"
 

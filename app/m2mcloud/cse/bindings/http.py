@@ -138,7 +138,11 @@ class OneM2MSink:
         if "drt" in params:
             request.drt = parse_drt(_last(params, "drt"))
         if "rp" in params:
-            _time_header("rp", _last(params, "rp"), now)
+            request.rp_raw = _last(params, "rp")
+            request.rp = _time_header("rp", request.rp_raw, now)
+        rtu = req.get_header("X-M2M-RTU")
+        if rtu is not None:
+            request.rtu = [u for u in rtu.split("&") if u.strip()]
         ret = req.get_header("X-M2M-RET")
         if ret:
             request.rqet = _time_header("X-M2M-RET", ret, now)

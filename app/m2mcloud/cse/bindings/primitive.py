@@ -84,13 +84,17 @@ def request_from_primitive(
     req.rcn = parse_rcn(p.get("rcn"), op, fc.is_discovery)
     rt = p.get("rt")
     if isinstance(rt, dict):
+        if isinstance(rt.get("nu"), list):
+            req.rtu = [str(u) for u in rt["nu"]]
         rt = rt.get("rtv")
     if rt is not None:
         req.rt = parse_rt(rt)
     if p.get("drt") is not None:
         req.drt = parse_drt(p["drt"])
     now = time.time()
-    for key, attr in (("rqet", "rqet"), ("rset", "rset"), ("oet", "oet")):
+    if p.get("rp") not in (None, ""):
+        req.rp_raw = str(p["rp"])
+    for key, attr in (("rqet", "rqet"), ("rset", "rset"), ("oet", "oet"), ("rp", "rp")):
         if p.get(key) not in (None, ""):
             try:
                 setattr(req, attr, parse_ts_or_duration(str(p[key]), now))

@@ -20,6 +20,7 @@ class ResourceKind:
     parents: ClassVar[frozenset[ResourceType]]
     rn_prefix: ClassVar[str]
     updatable: ClassVar[bool] = True
+    creatable: ClassVar[bool] = True  # False: only the CSE itself creates this type
 
     def on_create(
         self, cse: CSE, req: Request, parent: Resource, res: Resource, body: dict[str, Any]
