@@ -7,5 +7,5 @@ deps:
 test:
 	scripts/test.sh
 
-deploy: deps
-	.venv/bin/m2mcloud cse serve
+deploy:
+	scripts/run-local.sh
