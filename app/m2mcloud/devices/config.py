@@ -31,7 +31,10 @@ class DevicesConfig:
         "", "tag of this run, part of every AE name and originator (default: random)"
     )
     # Where the platform is.
-    cse_url: str = _setting("http://127.0.0.1:8080", "HTTP address of the CSE (protocol http)")
+    cse_url: str = _setting(
+        "http://127.0.0.1:8080",
+        "HTTP address of the CSE (protocol http); several, comma-separated, spread the devices",
+    )
     cse_id: str = _setting("id-in", "CSE-ID of the CSE, as used in MQTT topics")
     cse_name: str = _setting("cse-in", "resource name of the CSEBase")
     mqtt_host: str = _setting("127.0.0.1", "MQTT broker host (protocol mqtt)")
@@ -119,10 +122,6 @@ class DevicesConfig:
             raise ConfigError("--timeout must be positive")
         if self.run_id and not all(c.isalnum() or c in "-_" for c in self.run_id):
             raise ConfigError(f"--run-id {self.run_id!r}: use letters, digits, '-' and '_'")
-
-    @property
-    def effective_run_id(self) -> str:
-        return self.run_id
 
     @property
     def stagger_seconds(self) -> float:

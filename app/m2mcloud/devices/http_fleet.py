@@ -13,6 +13,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from m2mcloud.devices.config import DevicesConfig
@@ -27,12 +28,42 @@ IDLE_RECONNECT_SECONDS = 50.0  # below common server keep-alive timeouts (waitre
 POLL_SECONDS = 0.002
 
 
-class HTTPDevice:
-    __slots__ = ("conn", "dev", "done", "last_used", "queued", "state", "worker")
+@dataclass(frozen=True)
+class Endpoint:
+    """One CSE address; several (comma-separated --cse-url) spread the devices over them."""
 
-    def __init__(self, dev: Device, worker: int) -> None:
+    url: str
+    https: bool
+    host: str
+    port: int
+    prefix: str
+
+    @classmethod
+    def parse(cls, raw: str) -> Endpoint:
+        url = urlsplit(raw.strip())
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise UnreachableError(f"--cse-url {raw.strip()!r} is not an http:// or https:// URL")
+        https = url.scheme == "https"
+        return cls(
+            raw.strip(),
+            https,
+            url.hostname,
+            url.port or (443 if https else 80),
+            url.path.rstrip("/"),
+        )
+
+    def connect(self, timeout: float) -> http.client.HTTPConnection:
+        cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
+        return cls(self.host, self.port, timeout=timeout)
+
+
+class HTTPDevice:
+    __slots__ = ("conn", "dev", "done", "endpoint", "last_used", "queued", "state", "worker")
+
+    def __init__(self, dev: Device, worker: int, endpoint: Endpoint) -> None:
         self.dev = dev
         self.worker = worker
+        self.endpoint = endpoint
         self.conn: http.client.HTTPConnection | None = None
         self.last_used = 0.0
         self.queued = 0  # written by the scheduler thread only
@@ -47,17 +78,14 @@ class HTTPFleet:
     def __init__(self, config: DevicesConfig, devices: list[Device], recorder: Recorder) -> None:
         self.config = config
         self.recorder = recorder
-        url = urlsplit(config.cse_url)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise UnreachableError(
-                f"--cse-url {config.cse_url!r} is not an http:// or https:// URL"
-            )
-        self.https = url.scheme == "https"
-        self.host = url.hostname
-        self.port = url.port or (443 if self.https else 80)
-        self.prefix = url.path.rstrip("/")
+        self.endpoints = [Endpoint.parse(u) for u in config.cse_url.split(",") if u.strip()]
+        if not self.endpoints:
+            raise UnreachableError("--cse-url is empty")
         workers = max(1, min(config.http_workers, len(devices)))
-        self.hdevs = [HTTPDevice(d, i % workers) for i, d in enumerate(devices)]
+        self.hdevs = [
+            HTTPDevice(d, i % workers, self.endpoints[i % len(self.endpoints)])
+            for i, d in enumerate(devices)
+        ]
         self.queues: list[queue.SimpleQueue[Job | None]] = [
             queue.SimpleQueue() for _ in range(workers)
         ]
@@ -78,8 +106,7 @@ class HTTPFleet:
             hd.conn.close()
             hd.conn = None
         if hd.conn is None:
-            cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
-            hd.conn = cls(self.host, self.port, timeout=self.config.timeout)
+            hd.conn = hd.endpoint.connect(self.config.timeout)
         return hd.conn
 
     def request(self, hd: HTTPDevice, call: Call) -> tuple[int | None, str | None]:
@@ -102,7 +129,7 @@ class HTTPFleet:
         now = time.monotonic()
         conn = self._connection(hd, now)
         try:
-            conn.request(method, f"{self.prefix}/{call.to}", body=body, headers=headers)
+            conn.request(method, f"{hd.endpoint.prefix}/{call.to}", body=body, headers=headers)
             resp = conn.getresponse()
             resp.read()
         except TimeoutError:
@@ -179,13 +206,27 @@ class HTTPFleet:
     # -- the fleet interface ----------------------------------------------------------------------
 
     def open(self) -> None:
-        where = f"CSE at {self.config.cse_url}"
-        conn_cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
-        conn = conn_cls(self.host, self.port, timeout=min(self.config.timeout, 10.0))
+        for endpoint in self.endpoints:
+            self._probe(endpoint)
+        if self.config.commands:
+            advertise = self.config.notify_host or own_address(self.endpoints[0].host)
+            self.notifier = NotificationServer(
+                self.recorder, "0.0.0.0", self.config.notify_port, advertise
+            )
+            for hd in self.hdevs:
+                hd.dev.poa = [self.notifier.url_for(hd.dev.name)]
+        for i, q in enumerate(self.queues):
+            t = threading.Thread(target=self._worker, args=(q,), name=f"http-{i}", daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _probe(self, endpoint: Endpoint) -> None:
+        where = f"CSE at {endpoint.url}"
+        conn = endpoint.connect(min(self.config.timeout, 10.0))
         try:
             conn.request(
                 "GET",
-                f"{self.prefix}/{self.config.cse_name}",
+                f"{endpoint.prefix}/{self.config.cse_name}",
                 headers={"X-M2M-Origin": "CAdmin", "X-M2M-RI": "probe", "X-M2M-RVI": "3"},
             )
             resp = conn.getresponse()
@@ -204,17 +245,6 @@ class HTTPFleet:
                 f"the {where} answered HTTP {resp.status} without X-M2M-RSC: is it a oneM2M CSE, "
                 f"and is its CSEBase named {self.config.cse_name!r} (--cse-name)?"
             )
-        if self.config.commands:
-            advertise = self.config.notify_host or own_address(self.host)
-            self.notifier = NotificationServer(
-                self.recorder, "0.0.0.0", self.config.notify_port, advertise
-            )
-            for hd in self.hdevs:
-                hd.dev.poa = [self.notifier.url_for(hd.dev.name)]
-        for i, q in enumerate(self.queues):
-            t = threading.Thread(target=self._worker, args=(q,), name=f"http-{i}", daemon=True)
-            t.start()
-            self.threads.append(t)
 
     def status(self) -> dict[str, int]:
         return {

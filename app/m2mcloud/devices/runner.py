@@ -152,6 +152,7 @@ def run(
                 if on_ready is not None:
                     on_ready(fleet.status())
                 recorder.start()
+                recorder.horizon = profile.duration
                 t0 = recorder.t0
                 schedule = profiles.Schedule(profile)
                 fleet.drive(

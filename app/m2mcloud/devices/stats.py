@@ -53,6 +53,9 @@ class Recorder:
         self.unfinished = 0
         self.commands = Phase()
         self.devices_ready = 0
+        # Offered readings count in the profile's last second at the latest: the one due exactly
+        # at its end is sent a few milliseconds later, and is no traffic of the second after.
+        self.horizon: float | None = None
 
     def start(self, now: float | None = None) -> None:
         with self._lock:
@@ -67,6 +70,8 @@ class Recorder:
 
     def offered(self, now: float, n: int = 1) -> None:
         with self._lock:
+            if self.horizon is not None:
+                now = min(now, self.t0 + max(0.0, self.horizon - 0.5))
             self._bucket(now).offered += n
 
     def acked(self, now: float, latency: float) -> None:
