@@ -174,6 +174,11 @@ def summary_table(report: dict[str, Any]) -> str:
         rows.append((f"  setup error {kind}", str(n)))
     if report["settings"].get("commands"):
         rows.append(("commands received", str(report["commands"]["received"])))
+    if report["settings"].get("cleanup"):
+        c = report["cleanup"]
+        rows.append(
+            ("AEs deleted", f"{c['deleted']}" + (f" (errors {c['errors']})" if c["errors"] else ""))
+        )
     if report["replicas"]:
         counts = [r["replicas"] for r in report["replicas"]]
         rows.append(("CSE replicas min / max", f"{min(counts)} / {max(counts)}"))
