@@ -47,9 +47,12 @@ def mqtt_cse(
 def echo(mosquitto: Mosquitto) -> Iterator[subprocess.Popen[bytes]]:
     """`m2mcloud devices echo`: answers every request on the broker with success."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "m2mcloud", "devices", "echo", "--mqtt-port", str(mosquitto.port)]
+        [sys.executable, "-m", "m2mcloud", "devices", "echo", "--mqtt-port", str(mosquitto.port)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
-    time.sleep(0.8)  # connected and subscribed
+    assert proc.stdout is not None
+    assert "answering requests" in proc.stdout.readline()  # printed once subscribed
     yield proc
     if proc.poll() is None:
         proc.terminate()

@@ -17,6 +17,7 @@ def test_cse_base_attributes_and_headers(client: M2MClient) -> None:
     assert cb["ty"] == 5 and cb["pi"] == "" and cb["cst"] == 1
     assert set(cb["srt"]) >= {1, 2, 3, 4, 5, 9, 23}
     assert "3" in cb["srv"] and "ctm" in cb
+    assert cb["poa"][0].startswith("http://") and cb["poa"][0].endswith(":8080")
     assert r.headers["x-m2m-rvi"] == "3"
     assert r.headers["x-m2m-vsi"] == "vendor-1"
     assert r.headers["x-m2m-ri"].startswith("rqi-")

@@ -58,6 +58,11 @@ class CSEConfig:
     mqtt_share_group: str = _setting("m2mcloud", "shared-subscription group of all CSE replicas")
     mqtt_keepalive: int = _setting(30, "MQTT keep-alive seconds")
     mqtt_workers: int = _setting(8, "threads handling MQTT requests (ordered per originator)")
+    poa: str = _setting(
+        "",
+        "comma-separated points of access announced in the CSEBase "
+        "(default: http://<host>:<port> and the MQTT broker)",
+    )
     upper_tester: bool = _setting(
         True,
         "serve the oneM2M Upper Tester endpoint /__ut__ "
@@ -71,6 +76,18 @@ class CSEConfig:
         if self.db_url:
             return self.db_url
         return f"sqlite:///{Path(self.data_dir).resolve() / 'cse.sqlite'}"
+
+    @property
+    def points_of_access(self) -> list[str]:
+        if self.poa:
+            return [p.strip() for p in self.poa.split(",") if p.strip()]
+        import socket
+
+        host = self.http_host if self.http_host not in ("0.0.0.0", "::", "") else (socket.getfqdn())
+        out = [f"http://{host}:{self.http_port}{self.http_root.rstrip('/')}"]
+        if self.mqtt:
+            out.append(f"mqtt://{self.mqtt_host}:{self.mqtt_port}")
+        return out
 
     @property
     def csi(self) -> str:

@@ -102,6 +102,9 @@ class CSE:
                     f"the database holds CSEBase {existing.rn!r} but M2M_CSE_NAME is "
                     f"{self.config.cse_name!r}: use the same name or another database"
                 )
+            if existing.attrs.get("poa") != self.config.points_of_access:
+                existing.attrs["poa"] = self.config.points_of_access
+                existing = self.store.update(existing)
             return existing
         now = self.clock()
         base = Resource(
@@ -118,7 +121,7 @@ class CSE:
                 "cst": CSE_TYPE_IN,
                 "srt": SUPPORTED_RESOURCE_TYPES,
                 "srv": list(SUPPORTED_RELEASES),
-                "poa": [],
+                "poa": self.config.points_of_access,
                 "rr": True,
             },
         )

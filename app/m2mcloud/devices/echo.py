@@ -72,7 +72,11 @@ def _serve_one(host: str, port: int, cse_id: str, index: int) -> int:
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         client.disconnect()
 
+    def on_subscribe(c: mqtt.Client, u: Any, mid: int, codes: Any, props: Any) -> None:
+        print(f"m2mcloud devices echo: answering requests to {cse_id} on {host}:{port}", flush=True)
+
     client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
     client.on_message = on_message
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
