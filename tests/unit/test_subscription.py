@@ -169,3 +169,49 @@ def test_notify_is_forwarded_to_the_ae(
     assert client.request("POST", "cse-in/app/data", body=sgn, origin="Capp").rsc == 4005
     receiver.answer_rsc = 4004
     assert client.request("POST", "cse-in/app", body=sgn, origin="Capp").rsc == 4004
+
+
+def _aggregates(receiver: NotificationReceiver) -> list[list[dict[str, Any]]]:
+    return [n["m2m:agn"]["m2m:sgn"] for n in receiver.received if "m2m:agn" in n]
+
+
+def test_batch_notify_by_number(
+    client: M2MClient, ae: dict[str, Any], receiver: NotificationReceiver
+) -> None:
+    r = sub(client, "cse-in/app/data", [receiver.url], bn={"num": 3})
+    assert r["m2m:sub"]["bn"]["num"] == 3 and r["m2m:sub"]["bn"]["dur"] > 0
+    for i in range(4):
+        client.update("cse-in/app/data", {"m2m:cnt": {"lbl": [str(i)]}}, origin="Capp")
+    receiver.wait_for(2)  # verification + one aggregate
+    time.sleep(0.3)
+    batches = _aggregates(receiver)
+    assert len(batches) == 1
+    assert [s["nev"]["rep"]["m2m:cnt"]["lbl"] for s in batches[0]] == [["0"], ["1"], ["2"]]
+
+
+def test_batch_notify_by_duration_and_latest_only(
+    client: M2MClient, ae: dict[str, Any], receiver: NotificationReceiver
+) -> None:
+    r = sub(client, "cse-in/app/data", [receiver.url], bn={"dur": "PT1S"}, ln=True)
+    assert r["m2m:sub"]["bn"]["dur"] == "PT1S" and "num" not in r["m2m:sub"]["bn"]
+    for i in range(3):
+        client.update("cse-in/app/data", {"m2m:cnt": {"lbl": [str(i)]}}, origin="Capp")
+    time.sleep(0.5)
+    assert _aggregates(receiver) == []  # held back until the duration is over
+    receiver.wait_for(2, timeout=5)
+    batches = _aggregates(receiver)
+    assert len(batches) == 1 and len(batches[0]) == 1
+    assert batches[0][0]["nev"]["rep"]["m2m:cnt"]["lbl"] == ["2"]
+    assert receiver.headers[-1]["x-m2m-ec"] == "4"
+
+
+def test_deleting_a_batching_subscription_flushes_it(
+    client: M2MClient, ae: dict[str, Any], receiver: NotificationReceiver
+) -> None:
+    sub(client, "cse-in/app/data", [receiver.url], rn="b", bn={"num": 5}, su=receiver.url)
+    client.update("cse-in/app/data", {"m2m:cnt": {"lbl": ["x"]}}, origin="Capp")
+    client.delete("cse-in/app/data/b", origin="Capp")
+    got = receiver.wait_for(3)
+    assert "m2m:agn" in got[1] and got[2]["m2m:sgn"]["sud"] is True
+    assert sub(client, "cse-in/app/data", [receiver.url], bn={"num": 0}).rsc == 4000
+    assert sub(client, "cse-in/app/data", [receiver.url], bn={"dur": "soon"}).rsc == 4000

@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -24,6 +24,7 @@ from m2mcloud.cse.constants import RSC, NotificationEventType, ResourceType
 from m2mcloud.cse.errors import CSEError
 from m2mcloud.cse.store import Resource
 from m2mcloud.cse.store.base import SUBSCRIPTIONS
+from m2mcloud.cse.timeutil import parse_duration
 
 if TYPE_CHECKING:
     from m2mcloud.cse.core import CSE
@@ -37,7 +38,19 @@ _STOP = object()
 class Delivery:
     target: str  # a URL, or an AE-ID/address resolved through the AE's poa when sent
     payload: dict[str, Any]
-    attempt: int = 0
+    headers: dict[str, str] | None = None
+
+
+@dataclass
+class Batch:
+    """Notifications of one subscription held back for batchNotify (bn)."""
+
+    targets: list[str]
+    num: int | None
+    dur: float | None
+    latest_only: bool
+    first: float
+    items: list[dict[str, Any]] = field(default_factory=list)
 
 
 class DeliveryError(Exception):
@@ -58,6 +71,8 @@ class Notifier:
         self.failed = 0
         self.dropped = 0
         self._lock = threading.Lock()
+        self.batches: dict[str, Batch] = {}
+        self._stop_timer = threading.Event()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -68,9 +83,16 @@ class Notifier:
             t = threading.Thread(target=self._work, args=(q,), name=f"notify-{i}", daemon=True)
             t.start()
             self.threads.append(t)
+        self._stop_timer.clear()
+        timer = threading.Thread(target=self._batch_timer, name="notify-batches", daemon=True)
+        timer.start()
+        self.threads.append(timer)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Deliver what is queued (bounded by `timeout`), then stop the workers."""
+        self._stop_timer.set()
+        for ri in list(self.batches):
+            self.flush(ri)
         for q in self.queues:
             q.put(_STOP)
         deadline = time.monotonic() + timeout
@@ -134,9 +156,57 @@ class Notifier:
         sgn = {**body, "sur": self.sur(sub)}
         if sub.attrs.get("cr"):
             sgn["cr"] = sub.attrs["cr"]
-        for target in sub.attrs.get("nu", []):
-            self.enqueue(target, {"m2m:sgn": sgn})
+        bn = sub.attrs.get("bn")
+        if bn:
+            self._add_to_batch(sub, bn, sgn)
+        else:
+            for target in sub.attrs.get("nu", []):
+                self.enqueue(target, {"m2m:sgn": sgn})
         self._count_down(sub)
+
+    # -- batchNotify / latestNotify -------------------------------------------------------------
+
+    def _add_to_batch(self, sub: Resource, bn: dict[str, Any], sgn: dict[str, Any]) -> None:
+        full = False
+        with self._lock:
+            batch = self.batches.get(sub.ri)
+            if batch is None:
+                dur = bn.get("dur")
+                batch = self.batches[sub.ri] = Batch(
+                    targets=list(sub.attrs.get("nu", [])),
+                    num=bn.get("num"),
+                    dur=parse_duration(dur) if dur is not None else None,
+                    latest_only=bool(sub.attrs.get("ln")),
+                    first=time.monotonic(),
+                )
+            batch.items.append(sgn)
+            full = batch.num is not None and len(batch.items) >= batch.num
+        if full:
+            self.flush(sub.ri)
+
+    def flush(self, sub_ri: str) -> None:
+        """Send the held-back notifications as one aggregated notification (m2m:agn); with
+        latestNotify only the newest, marked with event category 4 (latest)."""
+        with self._lock:
+            batch = self.batches.pop(sub_ri, None)
+        if batch is None or not batch.items:
+            return
+        items = batch.items[-1:] if batch.latest_only else batch.items
+        headers = {"X-M2M-EC": "4"} if batch.latest_only else None
+        for target in batch.targets:
+            self.enqueue(target, {"m2m:agn": {"m2m:sgn": items}}, headers)
+
+    def _batch_timer(self) -> None:
+        while not self._stop_timer.wait(0.1):
+            now = time.monotonic()
+            with self._lock:
+                due = [
+                    ri
+                    for ri, b in self.batches.items()
+                    if b.dur is not None and now - b.first >= b.dur
+                ]
+            for ri in due:
+                self.flush(ri)
 
     def _count_down(self, sub: Resource) -> None:
         """expirationCounter (exc): the subscription ends after that many notifications."""
@@ -159,6 +229,7 @@ class Notifier:
         for res in deleted:
             if res.ty != ResourceType.SUB:
                 continue
+            self.flush(res.ri)  # what a batch still holds goes out before the deletion notice
             enc = res.attrs.get("enc") or {}
             if res.pi == root.ri and int(NotificationEventType.DELETE) in enc.get("net", []):
                 sgn = {
@@ -214,10 +285,12 @@ class Notifier:
 
     # -- delivery -------------------------------------------------------------------------------
 
-    def enqueue(self, target: str, payload: dict[str, Any]) -> None:
+    def enqueue(
+        self, target: str, payload: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
         q = self.queues[zlib.crc32(target.encode()) % self.workers]
         try:
-            q.put_nowait(Delivery(target, payload))
+            q.put_nowait(Delivery(target, payload, headers))
         except queue.Full:
             with self._lock:
                 self.dropped += 1
@@ -238,7 +311,7 @@ class Notifier:
                 url = self.resolve_target(d.target, for_verification=False)
                 if url is None:
                     return
-                rsc = self.send(url, d.payload)
+                rsc = self.send(url, d.payload, d.headers)
                 with self._lock:
                     self.sent += 1
                 if rsc not in (RSC.OK, None):
@@ -294,7 +367,9 @@ class Notifier:
             raise DeliveryError(str(exc)) from None
         return rsc
 
-    def send(self, url: str, payload: dict[str, Any]) -> RSC | None:
+    def send(
+        self, url: str, payload: dict[str, Any], extra_headers: dict[str, str] | None = None
+    ) -> RSC | None:
         """POST one notification; return the receiver's X-M2M-RSC (None if it sent none and the
         HTTP status was a success)."""
         if url.lower().startswith("mqtt://"):
@@ -312,6 +387,7 @@ class Notifier:
             "X-M2M-Origin": self.cse.config.csi,
             "X-M2M-RI": "ntf-" + self.cse.new_id(),
             "X-M2M-RVI": self.cse.config.release,
+            **(extra_headers or {}),
         }
         try:
             conn = conn_cls(

@@ -37,6 +37,21 @@ def parse_ts(value: object) -> float:
     return epoch
 
 
+def parse_duration(value: object) -> float:
+    """An ISO 8601 duration (`PT2S`, `P1DT2H`) or a number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION.match(value.strip())
+        if m and any(m.groups()):
+            days, hours, minutes, seconds = m.groups()
+            whole = int(days or 0) * 86400 + int(hours or 0) * 3600 + int(minutes or 0) * 60
+            return whole + float(seconds or 0)
+    raise ValueError(f"{value!r} is not an ISO 8601 duration such as PT2S")
+
+
 def parse_ts_or_duration(value: str, now: float) -> float:
     """X-M2M-RET/OET accept an absolute timestamp or a relative duration in milliseconds
     (TS-0009 6.4.x): return the absolute epoch."""

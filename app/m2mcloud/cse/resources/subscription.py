@@ -73,6 +73,8 @@ class SubscriptionKind(ResourceKind):
                 "resource, so it cannot subscribe to it",
             )
         res.attrs["enc"] = normalise_enc(body.get("enc"))
+        if body.get("bn") is not None:
+            res.attrs["bn"] = normalise_bn(body["bn"])
         res.attrs.setdefault("nct", 1)
         check_criteria(cse, parent, res)
         if "cr" in body:
@@ -83,12 +85,42 @@ class SubscriptionKind(ResourceKind):
     def on_update(self, cse: CSE, req: Request, res: Resource, changes: dict[str, Any]) -> None:
         if "enc" in changes:
             res.attrs["enc"] = normalise_enc(res.attrs.get("enc"))
+        if changes.get("bn") is not None:
+            res.attrs["bn"] = normalise_bn(changes["bn"])
+            cse.notifier.flush(res.ri)  # new batching rules start with an empty batch
         if "enc" in changes or "nct" in changes:
             parent = cse.store.get(res.pi or "")
             if parent is not None:
                 check_criteria(cse, parent, res)
         if "nu" in changes:
             cse.notifier.verify(res, req.originator, only=changes["nu"])
+
+
+DEFAULT_BATCH_SECONDS = 60
+
+
+def normalise_bn(bn: dict[str, Any]) -> dict[str, Any]:
+    """batchNotify: `num` notifications and/or `dur` (ISO 8601 duration); with only `num` the
+    CSE adds a duration (seconds) so that a quiet subscription still flushes its batch."""
+    from m2mcloud.cse.timeutil import parse_duration
+
+    unknown = set(bn) - {"num", "dur"}
+    if unknown:
+        raise bad_request(f"batchNotify (bn) has unknown elements {sorted(unknown)}")
+    num, dur = bn.get("num"), bn.get("dur")
+    if num is None and dur is None:
+        raise bad_request("batchNotify (bn) needs num and/or dur")
+    if num is not None and (isinstance(num, bool) or not isinstance(num, int) or num < 1):
+        raise bad_request(f"bn.num must be a positive integer, got {num!r}")
+    if dur is not None:
+        try:
+            if parse_duration(dur) <= 0:
+                raise ValueError(dur)
+        except ValueError:
+            raise bad_request(f"bn.dur {dur!r} must be a positive duration such as PT2S") from None
+    out = dict(bn)
+    out.setdefault("dur", DEFAULT_BATCH_SECONDS)
+    return out
 
 
 def normalise_enc(enc: dict[str, Any] | None) -> dict[str, Any]:
