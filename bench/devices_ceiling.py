@@ -18,7 +18,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from tests.support import Mosquitto
@@ -79,9 +78,13 @@ def main() -> None:
                             str(broker.port),
                             "--processes",
                             str(args.echo_processes),
-                        ]
+                        ],
+                        stdout=subprocess.PIPE,
+                        text=True,
                     )
-                    time.sleep(1.0)
+                    assert echo.stdout is not None
+                    for _ in range(args.echo_processes):  # one line per subscribed responder
+                        echo.stdout.readline()
                 try:
                     r = run_simulator(sim_args, Path(tmp) / f"{mode}.json")
                 finally:

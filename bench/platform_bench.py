@@ -17,6 +17,8 @@ import argparse
 import contextlib
 import os
 import platform
+import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -94,6 +96,23 @@ def run_case(
     }
 
 
+def _commit() -> str:
+    """The commit measured: M2M_BENCH_COMMIT (a snapshot has no .git), else git's HEAD."""
+    if os.environ.get("M2M_BENCH_COMMIT"):
+        return os.environ["M2M_BENCH_COMMIT"]
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
 def write_markdown(cases: list[dict[str, Any]], args: argparse.Namespace, path: Path) -> None:
     steps = [s.split(":")[1] for s in args.steps.split(",")]
     lines = [
@@ -101,7 +120,8 @@ def write_markdown(cases: list[dict[str, Any]], args: argparse.Namespace, path: 
         "",
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on `{platform.node()}` "
         f"({os.cpu_count()} CPUs, Python {platform.python_version()}) with "
-        f"`python -m bench.platform_bench --devices {args.devices} --steps {args.steps}`.",
+        f"`python -m bench.platform_bench --devices {args.devices} --steps {args.steps}`"
+        f" at commit {_commit()}.",
         "The simulator, Mosquitto, PostgreSQL and the CSE processes all share this machine; "
         "load averages (1/5/15 min) are given per case because other work was running on it.",
         "",
@@ -201,12 +221,18 @@ def main() -> None:
         engines = args.engines.split(",")
         try:
             if "postgresql" in engines:
-                pg = PostgresCluster(tmp / "pg")
-                pg.start()
+                # Not under the private temporary directory: the postgres user must reach it.
+                cluster = PostgresCluster(Path("/tmp") / f"m2m-bench-pg-{os.getpid()}")
+                cluster.start()
+                pg = cluster
             for protocol in args.protocols.split(","):
                 for engine in engines:
                     for processes in (int(x) for x in args.processes.split(",")):
-                        c = run_case(protocol, engine, processes, args, broker, pg, tmp)
+                        try:
+                            c = run_case(protocol, engine, processes, args, broker, pg, tmp)
+                        except RuntimeError as exc:  # e.g. a CSE that did not start
+                            print(f"{protocol}-{engine}-{processes}p failed: {exc}", flush=True)
+                            continue
                         cases.append(c)
                         cells = "  ".join(
                             f"{s['target']:.0f}->{s['acked']:.0f}/s p99 {fmt_ms(s['p99_ms'])}"
@@ -216,6 +242,7 @@ def main() -> None:
         finally:
             if pg is not None:
                 pg.stop()
+                shutil.rmtree(pg.base, ignore_errors=True)
             broker.stop()
     write_markdown(cases, args, out / "platform-benchmark.md")
     write_png(cases, out / "platform-benchmark.png")
