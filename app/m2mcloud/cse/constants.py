@@ -12,6 +12,8 @@ class ResourceType(IntEnum):
     CIN = 4
     CSEBASE = 5
     GRP = 9
+    MGO = 13
+    NOD = 14
     REQ = 17
     SUB = 23
 
@@ -28,10 +30,27 @@ _TPE = {
     ResourceType.CIN: "m2m:cin",
     ResourceType.CSEBASE: "m2m:cb",
     ResourceType.GRP: "m2m:grp",
+    ResourceType.MGO: "m2m:mgo",  # stands for the specialization (m2m:fwr, m2m:bat, ...)
+    ResourceType.NOD: "m2m:nod",
     ResourceType.REQ: "m2m:req",
     ResourceType.SUB: "m2m:sub",
 }
+# <mgmtObj> specializations (TS-0001 annex D): mgmtDefinition -> wrapper name.
+MGMT_TPE = {
+    1001: "m2m:fwr",
+    1002: "m2m:swr",
+    1003: "m2m:mem",
+    1004: "m2m:ani",
+    1005: "m2m:andi",
+    1006: "m2m:bat",
+    1007: "m2m:dvi",
+    1008: "m2m:dvc",
+    1009: "m2m:rbo",
+    1010: "m2m:evl",
+}
+MGMT_MGD = {v: k for k, v in MGMT_TPE.items()}
 TPE_TO_TYPE = {v: k for k, v in _TPE.items()}
+TPE_TO_TYPE.update({tpe: ResourceType.MGO for tpe in MGMT_TPE.values()})
 
 
 class Operation(IntEnum):

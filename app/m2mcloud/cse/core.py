@@ -32,6 +32,7 @@ from m2mcloud.cse.resources.base import ResourceKind
 from m2mcloud.cse.resources.container import ContainerKind, ContentInstanceKind
 from m2mcloud.cse.resources.cse_base import CSE_TYPE_IN, SUPPORTED_RESOURCE_TYPES, CSEBaseKind
 from m2mcloud.cse.resources.group import GroupKind
+from m2mcloud.cse.resources.mgmt import MgmtObjKind, NodeKind
 from m2mcloud.cse.resources.request import RequestKind
 from m2mcloud.cse.resources.subscription import SubscriptionKind
 from m2mcloud.cse.store import Resource, Store
@@ -50,6 +51,8 @@ KINDS: dict[ResourceType, ResourceKind] = {
         SubscriptionKind(),
         GroupKind(),
         RequestKind(),
+        NodeKind(),
+        MgmtObjKind(),
     )
 }
 VIRTUAL = ("la", "ol")
@@ -328,7 +331,7 @@ class CSE:
         return out
 
     def wrap(self, res: Resource, attrs: dict[str, Any] | None = None) -> dict[str, Any]:
-        return {res.ty.tpe: self.attributes(res) if attrs is None else attrs}
+        return {res.tpe: self.attributes(res) if attrs is None else attrs}
 
     def address(self, res: Resource, drt: int = 1) -> str:
         return res.ri if drt == 2 else res.srn
@@ -349,11 +352,12 @@ class CSE:
         if not kind.creatable:
             raise not_allowed(f"{kind.ty.tpe} resources are created by the CSE only")
         ty = kind.ty
-        body = self._content(req, ty)
+        tpe = kind.wrapper_of(req.pc)
+        body = self._content(req, tpe)
         if parent.ty not in kind.parents:
             raise CSEError(
                 RSC.INVALID_CHILD_RESOURCE_TYPE,
-                f"a {ty.tpe} cannot be created under a {parent.ty.tpe}",
+                f"a {tpe} cannot be created under a {parent.tpe}",
             )
         if ty == ResourceType.AE:
             ri = AEKind.assign_aei(self, req.originator)
@@ -361,7 +365,7 @@ class CSE:
         else:
             ri = kind.rn_prefix + self.new_id()
             originator = req.originator
-        values = validate_attributes(kind.attributes, body, create=True, type_name=ty.tpe)
+        values = validate_attributes(kind.attributes_for(tpe), body, create=True, type_name=tpe)
         if values.get("cr", None) is not None:
             raise bad_request("creator (cr) can only be requested with null; the CSE sets it")
         now = self.clock()
@@ -405,25 +409,26 @@ class CSE:
         elif rcn == ResultContent.HIERARCHICAL_ADDRESS:
             pc = {"m2m:uri": res.srn}
         elif rcn == ResultContent.HIERARCHICAL_ADDRESS_ATTRIBUTES:
-            pc = {"m2m:rce": {res.ty.tpe: self.attributes(res), "uri": res.srn}}
+            pc = {"m2m:rce": {res.tpe: self.attributes(res), "uri": res.srn}}
         elif rcn == ResultContent.MODIFIED_ATTRIBUTES:
-            sent = set((req.pc or {}).get(res.ty.tpe, {}))
-            pc = {res.ty.tpe: {k: v for k, v in self.attributes(res).items() if k not in sent}}
+            sent = set((req.pc or {}).get(res.tpe, {}))
+            pc = {res.tpe: {k: v for k, v in self.attributes(res).items() if k not in sent}}
         else:
             pc = self.wrap(res)
         return Response(rsc=RSC.CREATED, pc=pc, location=res.srn, ty=res.ty)
 
-    def _content(self, req: Request, ty: ResourceType) -> dict[str, Any]:
+    def _content(self, req: Request, tpe: str) -> dict[str, Any]:
+        """The body of the one resource object in the content, which must be named `tpe`."""
         pc = req.pc
         if not isinstance(pc, dict) or len(pc) != 1:
-            raise bad_request(f"the content must be one object named {ty.tpe}")
+            raise bad_request(f"the content must be one object named {tpe}")
         ((key, body),) = pc.items()
-        if key != ty.tpe:
+        if key != tpe:
             if key in TPE_TO_TYPE:
-                raise bad_request(f"the content is a {key} but the request is for a {ty.tpe}")
-            raise bad_request(f"the content must be one object named {ty.tpe}, not {key!r}")
+                raise bad_request(f"the content is a {key} but the request is for a {tpe}")
+            raise bad_request(f"the content must be one object named {tpe}, not {key!r}")
         if not isinstance(body, dict):
-            raise bad_request(f"{ty.tpe} must be a JSON object")
+            raise bad_request(f"{tpe} must be a JSON object")
         return body
 
     def _expiration(self, et: str | None, now: float) -> float:
@@ -485,12 +490,12 @@ class CSE:
             attrs = self.attributes(res)
             if refs:
                 attrs["ch"] = refs
-            return {res.ty.tpe: attrs}
+            return {res.tpe: attrs}
         if rcn == ResultContent.CHILD_RESOURCES:
             grouped: dict[str, list[dict[str, Any]]] = {}
             for c in found:
-                grouped.setdefault(c.ty.tpe, []).append(self.attributes(c))
-            return {res.ty.tpe: grouped}
+                grouped.setdefault(c.tpe, []).append(self.attributes(c))
+            return {res.tpe: grouped}
         # Nested tree: each found resource under its nearest found ancestor (or the root).
         nodes: dict[str, dict[str, Any]] = {res.srn: self.attributes(res)}
         for c in found:  # parents come before children (creation order within a subtree)
@@ -499,8 +504,8 @@ class CSE:
             parent_srn = c.srn.rsplit("/", 1)[0]
             while parent_srn not in nodes:
                 parent_srn = parent_srn.rsplit("/", 1)[0]
-            nodes[parent_srn].setdefault(c.ty.tpe, []).append(nodes[c.srn])
-        return {res.ty.tpe: nodes[res.srn]}
+            nodes[parent_srn].setdefault(c.tpe, []).append(nodes[c.srn])
+        return {res.tpe: nodes[res.srn]}
 
     # -- discovery ------------------------------------------------------------------------------
 
@@ -561,8 +566,8 @@ class CSE:
         if res.ty == ResourceType.CSEBASE:
             raise not_allowed("the CSEBase cannot be updated")
         if not kind.updatable:
-            raise not_allowed(f"a {res.ty.tpe} cannot be updated")
-        body = self._content(req, res.ty)
+            raise not_allowed(f"a {res.tpe} cannot be updated")
+        body = self._content(req, res.tpe)
         if "acpi" in body:
             if len(body) != 1:
                 raise bad_request(
@@ -580,7 +585,9 @@ class CSE:
                 )
         else:
             self.access.check(req.originator, res, Operation.UPDATE)
-        changes = validate_attributes(kind.attributes, body, create=False, type_name=res.ty.tpe)
+        changes = validate_attributes(
+            kind.attributes_for(res.tpe), body, create=False, type_name=res.tpe
+        )
         now = self.clock()
         new = res.copy()
         if "et" in changes:
@@ -616,7 +623,7 @@ class CSE:
                 for k, v in current.items()
                 if k not in body and self.attributes(res).get(k) != v
             }
-            return Response(rsc=RSC.UPDATED, pc={new.ty.tpe: by_cse}, ty=new.ty)
+            return Response(rsc=RSC.UPDATED, pc={new.tpe: by_cse}, ty=new.ty)
         return Response(rsc=RSC.UPDATED, pc=self.wrap(new), ty=new.ty)
 
     def apply_mia(self, container: Resource) -> None:

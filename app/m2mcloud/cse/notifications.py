@@ -145,7 +145,7 @@ class Notifier:
     ) -> dict[str, Any]:
         nct = sub.attrs.get("nct", 1)
         if nct == 2 and modified is not None:
-            content: dict[str, Any] = {rep.ty.tpe: modified}
+            content: dict[str, Any] = {rep.tpe: modified}
         elif nct == 3:
             content = {"m2m:uri": rep.ri}
         else:

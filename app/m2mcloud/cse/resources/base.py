@@ -22,6 +22,14 @@ class ResourceKind:
     updatable: ClassVar[bool] = True
     creatable: ClassVar[bool] = True  # False: only the CSE itself creates this type
 
+    def wrapper_of(self, pc: Any) -> str:
+        """The JSON wrapper name a CREATE of this type must use (one per type, except for
+        <mgmtObj>, whose name says the specialization)."""
+        return self.ty.tpe
+
+    def attributes_for(self, tpe: str) -> Mapping[str, Attr]:
+        return self.attributes
+
     def on_create(
         self, cse: CSE, req: Request, parent: Resource, res: Resource, body: dict[str, Any]
     ) -> None:

@@ -76,7 +76,7 @@ def set_members(cse: CSE, req: Request, group: Resource) -> None:
             if csy == ABANDON_GROUP:
                 raise CSEError(
                     RSC.GROUP_MEMBER_TYPE_INCONSISTENT,
-                    f"member {address} is a {member.ty.tpe}, not of memberType {mt}",
+                    f"member {address} is a {member.tpe}, not of memberType {mt}",
                 )
             if csy == ABANDON_MEMBER:
                 continue

@@ -41,6 +41,8 @@ class SubscriptionKind(ResourceKind):
             ResourceType.CNT,
             ResourceType.ACP,
             ResourceType.GRP,
+            ResourceType.NOD,
+            ResourceType.MGO,
         }
     )
     rn_prefix = "sub"
@@ -173,4 +175,4 @@ def check_criteria(cse: CSE, parent: Resource, sub: Resource) -> None:
     for chty in enc.get("chty", []):
         kind = KINDS.get(ResourceType(chty)) if chty in {int(t) for t in ResourceType} else None
         if kind is None or parent.ty not in kind.parents:
-            raise bad_request(f"enc.chty {chty} is not a child type of a {parent.ty.tpe}")
+            raise bad_request(f"enc.chty {chty} is not a child type of a {parent.tpe}")

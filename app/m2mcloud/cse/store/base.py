@@ -37,6 +37,15 @@ class Resource:
         return replace(self, attrs=dict(self.attrs), **changes)
 
     @property
+    def tpe(self) -> str:
+        """The JSON wrapper name; a <mgmtObj> is named after its specialization (mgd)."""
+        if self.ty == ResourceType.MGO:
+            from m2mcloud.cse.constants import MGMT_TPE
+
+            return MGMT_TPE.get(self.attrs.get("mgd", 0), "m2m:mgo")
+        return self.ty.tpe
+
+    @property
     def depth(self) -> int:
         return self.srn.count("/")
 
