@@ -170,3 +170,25 @@ def test_device_readings_are_realistic_and_deterministic() -> None:
     assert [c.ty for c in calls] == [2, 3, 3, 23]
     assert calls[1].pc == {"m2m:cnt": {"rn": "data", "lbl": ["m2mcloud/data"], "mni": 100}}
     assert calls[3].pc["m2m:sub"]["nu"] == ["Cdev-r1-00003"]  # type: ignore[index]
+
+
+def test_progress_tty_refreshes_one_line() -> None:
+    rec = _recorded()
+    stream = io.StringIO()
+    prog = Progress(rec, "tty", stream=stream)
+    tick = prog.setup_tick(lambda: {"devices": 4, "connected": 3, "ready": 2, "failed": 1})
+    tick(1.0)
+    prog.done()
+    assert stream.getvalue() == ("\r\x1b[2Ksetup: 2/4 devices ready, 3 connected, 1 failed\n")
+
+
+def test_command_latency_from_the_content_timestamp() -> None:
+    import time
+
+    from m2mcloud.devices.notify import command_latency
+
+    con = json.dumps({"command": "reboot", "ts": time.time() - 0.25})
+    sgn = {"nev": {"rep": {"m2m:cin": {"con": con}}, "net": 3}}
+    assert 0.25 <= command_latency(sgn) < 5  # type: ignore[operator]
+    assert command_latency({"nev": {"rep": {"m2m:cin": {"con": "reboot"}}}}) is None
+    assert command_latency({"vrq": True}) is None
