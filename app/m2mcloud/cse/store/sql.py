@@ -168,6 +168,11 @@ class SqlStore(Store):
             else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         )
         self._sql = _prepared_statements(self.engine.dialect)
+        # Prepared statements run on the DBAPI cursor, which raises the driver's own errors.
+        self._conflicts: tuple[type[Exception], ...] = (
+            IntegrityError,
+            self.engine.dialect.loaded_dbapi.IntegrityError,
+        )
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -183,25 +188,32 @@ class SqlStore(Store):
         with self.read_engine.connect() as conn:
             yield conn
 
-    def _run(self, conn: Connection, name: str, **values: Any) -> Any:
+    def _run(self, conn: Connection, name: str, **values: Any) -> list[tuple[Any, ...]]:
+        """Run a prepared statement on the connection's DBAPI cursor; rows as plain tuples.
+        (Same connection and transaction as `conn`, without SQLAlchemy's result machinery.)"""
         stmt = self._sql[name]
-        return conn.exec_driver_sql(stmt.sql, stmt.params(values))
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(stmt.sql, stmt.params(values))
+            return list(cursor.fetchall()) if cursor.description else []
+        finally:
+            cursor.close()
 
     def _one(self, name: str, **values: Any) -> Resource | None:
         with self._read() as conn:
-            row = self._run(conn, name, **values).first()
-        return _to_resource(row) if row else None
+            rows = self._run(conn, name, **values)
+        return _from_tuple(rows[0]) if rows else None
 
     def _insert(self, conn: Connection, r: Resource) -> int:
-        return int(self._run(conn, "insert", **_values(r)).scalar_one())
+        return int(self._run(conn, "insert", **_values(r))[0][0])
 
     def _write_row(self, conn: Connection, r: Resource) -> None:
         attrs = json.dumps(r.attrs, separators=(",", ":"))
         self._run(conn, "write", key_ri=r.ri, lt=r.lt, et=r.et, st=r.st, a=attrs)
 
     def _lock(self, conn: Connection, ri: str) -> Resource | None:
-        row = self._run(conn, "lock", ri=ri).first()
-        return _to_resource(row) if row else None
+        rows = self._run(conn, "lock", ri=ri)
+        return _from_tuple(rows[0]) if rows else None
 
     def init_schema(self) -> None:
         metadata.create_all(self.engine)
@@ -246,7 +258,10 @@ class SqlStore(Store):
         with self._read() as conn:
             if ty is not None:
                 now_value = _NEVER if now is None else now
-                rows = self._run(conn, "children_ty", pi=pi, ty=int(ty), now=now_value).all()
+                return [
+                    _from_tuple(t)
+                    for t in self._run(conn, "children_ty", pi=pi, ty=int(ty), now=now_value)
+                ]
             else:
                 q = _alive(select(resources).where(resources.c.pi == pi), now)
                 rows = conn.execute(q.order_by(resources.c.seq)).all()
@@ -298,7 +313,7 @@ class SqlStore(Store):
                 if parent is not None:
                     parent.attrs[SUBSCRIPTIONS] = int(parent.attrs.get(SUBSCRIPTIONS, 0)) + 1
                     self._write_row(conn, parent)
-        except IntegrityError:
+        except self._conflicts:
             raise _conflict(resource) from None
         return resource.copy(seq=seq)
 
@@ -315,7 +330,7 @@ class SqlStore(Store):
                 attrs["cbs"] = int(attrs.get("cbs", 0)) + cin.cs
                 pruned = _prune(conn, container, now)
                 self._write_row(conn, container)
-        except IntegrityError:
+        except self._conflicts:
             raise _conflict(cin) from None
         return CinWrite(container=container, pruned=pruned)
 
@@ -404,6 +419,46 @@ def _alive(q: Any, now: float | None) -> Any:
 
 def _subtree(srn: str) -> list[Any]:
     return [resources.c.srn > srn + "/", resources.c.srn < srn + "0"]
+
+
+_COLUMN_NAMES = [c.name for c in resources.c]
+assert _COLUMN_NAMES == [
+    "seq",
+    "ri",
+    "pi",
+    "rn",
+    "srn",
+    "ty",
+    "depth",
+    "ct",
+    "lt",
+    "et",
+    "st",
+    "cs",
+    "owner",
+    "creator",
+    "attrs",
+], "update _from_tuple with the table"
+
+
+def _from_tuple(t: tuple[Any, ...]) -> Resource:
+    """A row of `select(resources)` from a DBAPI cursor (column order of the table)."""
+    return Resource(
+        ri=t[1],
+        ty=ResourceType(t[5]),
+        rn=t[3],
+        pi=t[2],
+        srn=t[4],
+        ct=t[7],
+        lt=t[8],
+        et=t[9],
+        st=t[10],
+        cs=t[11],
+        owner=t[12],
+        creator=t[13],
+        attrs=json.loads(t[14]),
+        seq=t[0],
+    )
 
 
 def _to_resource(row: Row[Any]) -> Resource:
