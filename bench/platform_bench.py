@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import platform
 import shutil
@@ -170,20 +171,37 @@ def write_png(cases: list[dict[str, Any]], path: Path) -> None:
         ax_rate.plot(
             [p["t"] + 0.5 for p in s],
             [p["target_rate"] for p in s],
-            "--",
-            color="grey",
+            ":",
+            color="black",
+            linewidth=2,
             label="target",
         )
-    for c in cases:
+    colors = [
+        "tab:blue",
+        "tab:orange",
+        "tab:green",
+        "tab:red",
+        "tab:purple",
+        "tab:brown",
+        "tab:pink",
+        "tab:olive",
+        "tab:cyan",
+    ]
+    for i, c in enumerate(cases):
         rep = c["run"].report
         if not rep:
             continue
         s = rep["series"]
         t = [p["t"] + 0.5 for p in s]
         style = "-" if c["processes"] == 1 else "--"
-        ax_rate.plot(t, [p["acked"] for p in s], style, label=c["name"])
+        color = colors[i % len(colors)]
+        ax_rate.plot(t, [p["acked"] for p in s], style, color=color, label=c["name"])
         ax_lat.plot(
-            t, [p["p99_ms"] if p["p99_ms"] else float("nan") for p in s], style, label=c["name"]
+            t,
+            [p["p99_ms"] if p["p99_ms"] else float("nan") for p in s],
+            style,
+            color=color,
+            label=c["name"],
         )
     ax_rate.set_ylabel("acknowledged / s")
     ax_rate.legend(fontsize="small", ncol=3)
@@ -245,6 +263,17 @@ def main() -> None:
                 shutil.rmtree(pg.base, ignore_errors=True)
             broker.stop()
     write_markdown(cases, args, out / "platform-benchmark.md")
+    # The per-second series of every case, to re-plot or compare later.
+    (out / "platform-benchmark.json").write_text(
+        json.dumps(
+            [
+                {k: c[k] for k in ("name", "steps", "cse_rss", "load_before", "load_after")}
+                | {"totals": c["run"].report.get("totals"), "series": c["run"].report.get("series")}
+                for c in cases
+            ],
+            separators=(",", ":"),
+        )
+    )
     write_png(cases, out / "platform-benchmark.png")
     print(f"wrote {out / 'platform-benchmark.md'} and {out / 'platform-benchmark.png'}")
 
