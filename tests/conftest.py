@@ -44,7 +44,7 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
             raise
         pytest.skip(f"mosquitto not available ({exc}); run the README test command to install")
     yield broker
-    broker.stop()
+    broker.cleanup()
 
 
 @pytest.fixture(params=ENGINES)

@@ -277,15 +277,82 @@ class Mosquitto:
     """A private Mosquitto broker (Debian package) on a free loopback port, optionally with a
     password file (`users`: name -> password), as the tests and benchmarks need it."""
 
-    def __init__(self, base: Path, users: dict[str, str] | None = None) -> None:
+    def __init__(self, base: Path, users: dict[str, str] | None = None, tls: bool = False) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             raise FileNotFoundError("mosquitto not installed (apt-get install mosquitto)")
         self.binary = binary
+        if os.geteuid() == 0:
+            # mosquitto drops to its own user: its files must sit in a directory it can reach
+            # (pytest's tmp_path is root-only), so use a world-traversable one of our own.
+            import tempfile
+
+            base = Path(tempfile.mkdtemp(prefix=f"m2m-{base.name}-", dir="/tmp"))
+            base.chmod(0o755)
         self.base = base
         self.port = free_port()
         self.users = users or {}
+        self.tls = tls
+        self.ca_file = base / "ca.crt"
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def _make_certificates(self) -> list[str]:
+        """A throw-away CA and a server certificate for 127.0.0.1 (openssl)."""
+        b = self.base
+
+        def ssl(*args: str) -> None:
+            subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+        ssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=test-ca",
+            "-keyout",
+            str(b / "ca.key"),
+            "-out",
+            str(self.ca_file),
+        )
+        ssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(b / "server.key"),
+            "-out",
+            str(b / "server.csr"),
+        )
+        (b / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        ssl(
+            "x509",
+            "-req",
+            "-in",
+            str(b / "server.csr"),
+            "-CA",
+            str(self.ca_file),
+            "-CAkey",
+            str(b / "ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            str(b / "san.ext"),
+            "-out",
+            str(b / "server.crt"),
+        )
+        return [
+            f"cafile {self.ca_file}",
+            f"certfile {b / 'server.crt'}",
+            f"keyfile {b / 'server.key'}",
+        ]
 
     def start(self) -> None:
         self.base.mkdir(parents=True, exist_ok=True)
@@ -297,6 +364,14 @@ class Mosquitto:
             "set_tcp_nodelay true",
             f"log_dest file {self.base / 'mosquitto.log'}",
         ]
+        if self.tls and not self.ca_file.exists():
+            lines += self._make_certificates()
+        elif self.tls:
+            lines += [
+                f"cafile {self.ca_file}",
+                f"certfile {self.base / 'server.crt'}",
+                f"keyfile {self.base / 'server.key'}",
+            ]
         if self.users:
             pwfile = self.base / "passwd"
             pwfile.write_text("".join(f"{u}:{p}\n" for u, p in self.users.items()))
@@ -333,13 +408,24 @@ class Mosquitto:
             self.proc.terminate()
             self.proc.wait(10)
 
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
 
 class MQTTPeer:
     """A oneM2M entity on MQTT (TS-0010) for tests: sends request primitives to the CSE and
     collects its responses; can also answer requests the CSE sends to it (notifications)."""
 
     def __init__(
-        self, port: int, originator: str, cse_id: str = "id-in", answer_rsc: int = 2000
+        self,
+        port: int,
+        originator: str,
+        cse_id: str = "id-in",
+        answer_rsc: int = 2000,
+        *,
+        ca_file: Path | None = None,
+        auth: tuple[str, str] | None = None,
     ) -> None:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
@@ -356,6 +442,10 @@ class MQTTPeer:
             protocol=mqtt.MQTTv311,
         )
         self.client.on_message = self._on_message
+        if ca_file is not None:
+            self.client.tls_set(ca_certs=str(ca_file))
+        if auth is not None:
+            self.client.username_pw_set(*auth)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
         subs = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -184,3 +185,66 @@ def test_replicas_share_the_work_exactly_once(
     counts = handled(a), handled(b)
     assert sum(counts) == 202  # AE registration is a CREATE too: 1 + 1 + 200
     assert min(counts) > 0, counts  # both replicas took a share
+
+
+def test_broker_with_tls_and_passwords(
+    cse_process: Callable[..., CSEProcess], tmp_path: Path
+) -> None:
+    broker = Mosquitto(tmp_path / "tls-broker", users={"cse": "s3cret", "dev": "devpw"}, tls=True)
+    broker.start()
+    try:
+        cse = cse_process(
+            env={
+                "M2M_MQTT": "true",
+                "M2M_MQTT_HOST": "127.0.0.1",
+                "M2M_MQTT_PORT": str(broker.port),
+                "M2M_MQTT_TLS": "true",
+                "M2M_MQTT_CA_FILE": str(broker.ca_file),
+                "M2M_MQTT_USERNAME": "cse",
+                "M2M_MQTT_PASSWORD": "s3cret",
+            }
+        )
+        assert "s3cret" not in cse.log()
+        peer = MQTTPeer(broker.port, "Ctls", ca_file=broker.ca_file, auth=("dev", "devpw"))
+        try:
+            reg = peer.request(
+                {"op": 1, "to": "cse-in", "ty": 2, "pc": {"m2m:ae": {"rn": "tls", **AE}}}, reg=True
+            )
+            assert reg["rsc"] == 2001
+        finally:
+            peer.close()
+    finally:
+        broker.cleanup()
+
+
+def test_wrong_broker_password_keeps_the_cse_unready(
+    cse_process: Callable[..., CSEProcess], tmp_path: Path
+) -> None:
+    broker = Mosquitto(tmp_path / "auth-broker", users={"cse": "right"})
+    broker.start()
+    try:
+        cse = cse_process(
+            ready=False,
+            env={
+                "M2M_MQTT": "true",
+                "M2M_MQTT_HOST": "127.0.0.1",
+                "M2M_MQTT_PORT": str(broker.port),
+                "M2M_MQTT_USERNAME": "cse",
+                "M2M_MQTT_PASSWORD": "wrong",
+            },
+        )
+        deadline = time.time() + 20
+        problems: dict[str, str] = {}
+        while time.time() < deadline:
+            try:
+                r = requests.get(cse.url + "/readyz", timeout=2)
+                problems = r.json()["problems"]
+                if "mqtt" in problems and "refused" in problems["mqtt"]:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        assert "refused" in problems.get("mqtt", ""), problems
+        assert cse.client.retrieve("cse-in").rsc == 2000  # HTTP still serves
+    finally:
+        broker.cleanup()

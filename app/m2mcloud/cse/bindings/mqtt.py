@@ -71,6 +71,7 @@ class Link:
         self.client.max_queued_messages_set(100_000)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_connect_fail = self._on_connect_fail
         self.client.on_message = self._on_message
         self.connected = threading.Event()
         self.last_error = "not connected yet"
@@ -99,8 +100,14 @@ class Link:
         self.connected.set()
         log.info("MQTT connected to %s:%s as %s", self.host, self.port, client._client_id.decode())
 
+    def _on_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
+        self.last_error = "cannot reach the broker (connection failed)"
+
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        was_connected = self.connected.is_set()
         self.connected.clear()
+        if not was_connected:
+            return  # a refused connection: keep the broker's reason in last_error
         self.last_error = f"disconnected from broker: {reason}"
         if not getattr(self, "closing", False):
             log.warning(
