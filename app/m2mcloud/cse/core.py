@@ -640,11 +640,7 @@ class CSE:
         """Delete expired contentInstances of a container now (the sweep would later), so its
         cni/cbs count only live instances. Returns the container as stored afterwards."""
         now = self.clock()
-        stale = [
-            c
-            for c in self.store.children(container.ri, ResourceType.CIN)
-            if c.et is not None and c.et <= now
-        ]
+        stale = self.store.expired_children(container.ri, ResourceType.CIN, now)
         if not stale:
             return container
         for cin in stale:

@@ -87,6 +87,10 @@ class Store(abc.ABC):
         """Direct children, oldest first, without the ones expired at `now`."""
 
     @abc.abstractmethod
+    def expired_children(self, pi: str, ty: ResourceType, now: float) -> list[Resource]:
+        """Children of one type whose expirationTime has passed at `now`."""
+
+    @abc.abstractmethod
     def newest_child(
         self, pi: str, ty: ResourceType, *, oldest: bool = False, now: float | None = None
     ) -> Resource | None: ...

@@ -78,6 +78,7 @@ resources = Table(
 )
 Index("ix_resources_children", resources.c.pi, resources.c.ty, resources.c.seq)
 Index("ix_resources_et", resources.c.et)
+Index("ix_resources_parent_et", resources.c.pi, resources.c.et)  # expired children of one parent
 Index("ix_resources_type_srn", resources.c.ty, resources.c.srn)  # discovery by type in a subtree
 
 leases = Table(
@@ -123,6 +124,9 @@ def _prepared_statements(dialect: Any) -> dict[str, _Prepared]:
         "newest": select(resources).where(of_type).order_by(c.seq.desc()).limit(1),
         "oldest": select(resources).where(of_type).order_by(c.seq).limit(1),
         "children_ty": select(resources).where(of_type).order_by(c.seq),
+        "expired_children": select(resources)
+        .where(c.pi == bindparam("pi"), c.ty == bindparam("ty"), c.et <= bindparam("now"))
+        .order_by(c.seq),
         "insert": insert(resources)
         .values({col.name: bindparam(col.name) for col in _COLUMNS})
         .returning(c.seq),
@@ -266,6 +270,11 @@ class SqlStore(Store):
                 q = _alive(select(resources).where(resources.c.pi == pi), now)
                 rows = conn.execute(q.order_by(resources.c.seq)).all()
         return [_to_resource(r) for r in rows]
+
+    def expired_children(self, pi: str, ty: ResourceType, now: float) -> list[Resource]:
+        with self._read() as conn:
+            rows = self._run(conn, "expired_children", pi=pi, ty=int(ty), now=now)
+        return [_from_tuple(t) for t in rows]
 
     def newest_child(
         self, pi: str, ty: ResourceType, *, oldest: bool = False, now: float | None = None
