@@ -162,3 +162,21 @@ def test_readyz_reports_a_lost_database(
     ):
         time.sleep(0.2)
     assert requests.get(cse.url + "/readyz", timeout=5).status_code == 200
+
+
+def test_body_beyond_the_limit_is_refused_with_an_rsc(
+    cse_process: Callable[..., CSEProcess],
+) -> None:
+    cse = cse_process(env={"M2M_MAX_REQUEST_BYTES": "1000"})
+    headers = {
+        "X-M2M-Origin": "CAdmin",
+        "X-M2M-RI": "big",
+        "X-M2M-RVI": "3",
+        "Content-Type": "application/json;ty=3",
+    }
+    r = requests.post(cse.url + "/cse-in", data=b"x" * 100_000, headers=headers, timeout=10)
+    assert r.status_code == 413 and r.headers["X-M2M-RSC"] == "4000"
+    assert "m2m:dbg" in r.json()
+    just_over = requests.post(cse.url + "/cse-in", data=b" " * 1001, headers=headers, timeout=10)
+    assert just_over.headers["X-M2M-RSC"] == "4000"
+    assert cse.client.retrieve("cse-in").rsc == 2000

@@ -3,6 +3,7 @@ SIGTERM (unready, no new connections, finish in-flight work, flush responses, ex
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
@@ -12,7 +13,7 @@ from typing import Any
 
 from waitress import create_server, wasyncore
 from waitress.channel import HTTPChannel
-from waitress.task import WSGITask
+from waitress.task import ErrorTask, WSGITask
 
 from m2mcloud.cse.app import Runtime, build_runtime
 from m2mcloud.cse.config import CSEConfig
@@ -108,8 +109,23 @@ def _drain_aware_channel(runtime: Runtime) -> type[HTTPChannel]:
                 self.request.headers["CONNECTION"] = "close"
             return bytes(super().build_response_header())
 
+    class Error(ErrorTask):  # type: ignore[misc]
+        """Requests waitress itself refuses (body over the size limit, malformed HTTP) still
+        get a oneM2M answer: X-M2M-RSC and a JSON m2m:dbg."""
+
+        def execute(self) -> None:
+            error = self.request.error
+            rsc = "4000" if 400 <= error.code < 500 else "5000"
+            body = json.dumps({"m2m:dbg": f"{error.reason}: {error.body}"}).encode()
+            self.status = f"{error.code} {error.reason}"
+            self.response_headers.extend([("Content-Type", "application/json"), ("X-M2M-RSC", rsc)])
+            self.set_close_on_finish()
+            self.content_length = len(body)
+            self.write(body)
+
     class Channel(HTTPChannel):  # type: ignore[misc]
         task_class = Task
+        error_task_class = Error
 
     return Channel
 
