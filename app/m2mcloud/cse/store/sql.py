@@ -14,8 +14,10 @@ equals commit order with any number of CSE processes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -172,6 +174,9 @@ class SqlStore(Store):
             else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         )
         self._sql = _prepared_statements(self.engine.dialect)
+        self._writers: threading.Lock | contextlib.nullcontext[None] = (
+            threading.Lock() if self.is_sqlite else contextlib.nullcontext()
+        )
         # Prepared statements run on the DBAPI cursor, which raises the driver's own errors.
         self._conflicts: tuple[type[Exception], ...] = (
             IntegrityError,
@@ -182,7 +187,9 @@ class SqlStore(Store):
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        with self.engine.connect() as raw:
+        # SQLite has one writer at a time; threads of this process queue on a lock instead of
+        # in SQLite's busy handler, which sleeps in steps of up to 100 ms (latency spikes).
+        with self._writers, self.engine.connect() as raw:
             conn = raw.execution_options(m2m_write=True)
             with conn.begin():
                 yield conn
