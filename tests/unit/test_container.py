@@ -122,3 +122,28 @@ def test_result_content_on_create(client: M2MClient, ae: dict[str, Any]) -> None
         "cse-in/app", 3, {"m2m:cnt": {"mni": 5, "lbl": ["x"]}}, origin="Capp", params={"rcn": "9"}
     )
     assert "ri" in r9["m2m:cnt"] and "mni" not in r9["m2m:cnt"] and "lbl" not in r9["m2m:cnt"]
+
+
+def test_disable_retrieval(client: M2MClient, ae: dict[str, Any]) -> None:
+    client.create("cse-in/app", 3, {"m2m:cnt": {"rn": "secret", "disr": True}}, origin="Capp")
+    for i in range(3):
+        cin(client, "cse-in/app/secret", str(i), rn=f"c{i}")
+    for path in ("cse-in/app/secret/c0", "cse-in/app/secret/la", "cse-in/app/secret/ol"):
+        assert client.retrieve(path, origin="Capp").rsc == 4005, path
+    refs = client.retrieve("cse-in/app/secret", origin="Capp", params={"rcn": "6"})
+    assert refs["m2m:rrl"]["rrf"] == []
+    found = client.retrieve("cse-in/app", origin="Capp", params={"fu": "1", "ty": "4"})
+    assert all("secret" not in u for u in found["m2m:uril"])
+    r = client.update("cse-in/app/secret", {"m2m:cnt": {"disr": False}}, origin="Capp")
+    assert r.rsc == 2004 and r["m2m:cnt"]["disr"] is False and r["m2m:cnt"]["cni"] == 0
+    assert cin(client, "cse-in/app/secret", "again", rn="c0").rsc == 2001
+
+
+def test_deletion_count(client: M2MClient, ae: dict[str, Any]) -> None:
+    cin(client, "cse-in/app/data", "once-twice", rn="d", dcnt=2)
+    seen = [
+        client.retrieve("cse-in/app/data/d", origin="Capp")["m2m:cin"]["dcnt"] for _ in range(2)
+    ]
+    assert seen == [2, 1]
+    assert client.retrieve("cse-in/app/data/d", origin="Capp").rsc == 4004
+    assert client.retrieve("cse-in/app/data", origin="Capp")["m2m:cnt"]["cni"] == 0

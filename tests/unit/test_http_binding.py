@@ -14,7 +14,7 @@ def test_cse_base_attributes_and_headers(client: M2MClient) -> None:
     assert (r.rsc, r.status) == (2000, 200)
     cb = r["m2m:cb"]
     assert cb["ri"] == "id-in" and cb["rn"] == "cse-in" and cb["csi"] == "/id-in"
-    assert cb["ty"] == 5 and cb["pi"] == "" and cb["cst"] == 1
+    assert cb["ty"] == 5 and cb["pi"] == "" and cb["cst"] == 1 and "rr" not in cb
     assert set(cb["srt"]) >= {1, 2, 3, 4, 5, 9, 23}
     assert "3" in cb["srv"] and "ctm" in cb
     assert cb["poa"][0].startswith("http://") and cb["poa"][0].endswith(":8080")

@@ -105,8 +105,10 @@ class CSE:
                     f"the database holds CSEBase {existing.rn!r} but M2M_CSE_NAME is "
                     f"{self.config.cse_name!r}: use the same name or another database"
                 )
-            if existing.attrs.get("poa") != self.config.points_of_access:
+            stale = existing.attrs.get("poa") != self.config.points_of_access
+            if stale or "rr" in existing.attrs:  # rr: not a CSEBase attribute (older versions)
                 existing.attrs["poa"] = self.config.points_of_access
+                existing.attrs.pop("rr", None)
                 existing = self.store.update(existing)
             return existing
         now = self.clock()
@@ -125,7 +127,6 @@ class CSE:
                 "srt": SUPPORTED_RESOURCE_TYPES,
                 "srv": list(SUPPORTED_RELEASES),
                 "poa": self.config.points_of_access,
-                "rr": True,
             },
         )
         try:
@@ -459,9 +460,15 @@ class CSE:
             from m2mcloud.cse.resources.group import refresh_members
 
             res = refresh_members(self, res)
+        elif res.ty == ResourceType.CIN:
+            parent = self.store.get(res.pi or "")
+            if parent is not None and parent.attrs.get("disr"):
+                raise not_allowed("the container disables retrieval of its instances (disr)")
         rcn = req.rcn if req.rcn is not None else ResultContent.ATTRIBUTES
         if rcn in (ResultContent.ATTRIBUTES, ResultContent.ORIGINAL_RESOURCE):
             # Non-announced resources are their own original; filter criteria do not apply.
+            if res.ty == ResourceType.CIN and "dcnt" in res.attrs:
+                return self._count_down_retrieval(res)
             return Response(rsc=RSC.OK, pc=self.wrap(res), ty=res.ty)
         found = self.find(req, res, Operation.RETRIEVE)
         return Response(rsc=RSC.OK, pc=self.with_children(res, found, rcn, req.drt), ty=res.ty)
@@ -473,6 +480,7 @@ class CSE:
         found = self.store.descendants(root, max_depth=fc.lvl, types=types, now=self.clock())
         found = [r for r in found if self.matches(r, fc)]
         found = [r for r in found if self.access.allowed(req.originator, r, op)]
+        found = self._without_disabled_instances(root, found)
         return self._page(found, fc)
 
     def with_children(
@@ -517,6 +525,35 @@ class CSE:
         if rcn == ResultContent.CHILD_RESOURCE_REFERENCES:
             return Response(rsc=RSC.OK, pc=self.with_children(res, found, rcn, req.drt))
         return Response(rsc=RSC.OK, pc={"m2m:uril": [self.address(r, req.drt) for r in found]})
+
+    def _without_disabled_instances(self, root: Resource, found: list[Resource]) -> list[Resource]:
+        """contentInstances of a container with disableRetrieval (disr) are not listed."""
+        if not any(r.ty == ResourceType.CIN for r in found):
+            return found
+        disabled: dict[str, bool] = {
+            r.ri: bool(r.attrs.get("disr")) for r in [root, *found] if r.ty == ResourceType.CNT
+        }
+        out = []
+        for r in found:
+            if r.ty == ResourceType.CIN and r.pi is not None:
+                if r.pi not in disabled:
+                    parent = self.store.get(r.pi)
+                    disabled[r.pi] = bool(parent and parent.attrs.get("disr"))
+                if disabled[r.pi]:
+                    continue
+            out.append(r)
+        return out
+
+    def _count_down_retrieval(self, cin: Resource) -> Response:
+        """deletionCnt (dcnt): the instance answers that many retrievals, then it is deleted."""
+        resp = Response(rsc=RSC.OK, pc=self.wrap(cin), ty=cin.ty)
+        left = int(cin.attrs["dcnt"]) - 1
+        if left <= 0:
+            self.delete_resource(cin, originator=self.config.admin_originator)
+        else:
+            cin.attrs["dcnt"] = left
+            self.store.update(cin)
+        return resp
 
     @staticmethod
     def _page(items: list[Resource], fc: FilterCriteria) -> list[Resource]:

@@ -13,6 +13,7 @@ from m2mcloud.cse.resources.attributes import (
     COMMON,
     NONNEG,
     NP,
+    POSINT,
     STR,
     STRLIST,
     Attr,
@@ -54,6 +55,12 @@ class ContainerKind(ResourceKind):
         # Lowered mni/mbs prune inside the store's update transaction (the container is locked).
         if "mia" in changes:
             cse.apply_mia(res)
+        if "disr" in changes and not res.attrs.get("disr"):
+            before = cse.store.get(res.ri)
+            if before is not None and before.attrs.get("disr"):
+                # Instances written while retrieval was disabled are never served: drop them.
+                for cin in cse.store.children(res.ri, ResourceType.CIN):
+                    cse.store.delete(cin)
 
 
 def content_size(con: Any) -> int:
@@ -77,6 +84,7 @@ class ContentInstanceKind(ResourceKind):
         "or": Attr(STR, O, NP),
         "conr": Attr(STR, O, NP),
         "dgt": Attr(STR, O, NP),
+        "dcnt": Attr(POSINT, O, NP),  # deletionCnt: deleted after that many retrievals
         "acpi": Attr(STRLIST, NP, NP),  # access is governed by the parent container
     }
 
