@@ -8,68 +8,68 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from m2mcloud.settings import ConfigError, add_arguments, args_values, env_values, setting
 
-def _setting(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+ENV_PREFIX = "M2M_"
+__all__ = ["ENV_PREFIX", "CSEConfig", "ConfigError", "parse_cli"]
 
 
 @dataclass(frozen=True)
 class CSEConfig:
-    http_host: str = _setting("0.0.0.0", "address the HTTP binding listens on")
-    http_port: int = _setting(8080, "TCP port of the HTTP binding")
-    http_root: str = _setting("/", "URL path prefix under which oneM2M requests are served")
-    http_threads: int = _setting(8, "waitress worker threads")
-    cse_id: str = _setting("id-in", "CSE-ID (without the leading slash)")
-    cse_name: str = _setting("cse-in", "resource name of the CSEBase")
-    sp_id: str = _setting("m2mcloud.example", "M2M Service Provider ID, used in absolute addresses")
-    admin_originator: str = _setting(
+    http_host: str = setting("0.0.0.0", "address the HTTP binding listens on")
+    http_port: int = setting(8080, "TCP port of the HTTP binding")
+    http_root: str = setting("/", "URL path prefix under which oneM2M requests are served")
+    http_threads: int = setting(8, "waitress worker threads")
+    cse_id: str = setting("id-in", "CSE-ID (without the leading slash)")
+    cse_name: str = setting("cse-in", "resource name of the CSEBase")
+    sp_id: str = setting("m2mcloud.example", "M2M Service Provider ID, used in absolute addresses")
+    admin_originator: str = setting(
         "CAdmin", "originator allowed every operation on every resource"
     )
-    data_dir: str = _setting("./data", "directory of the embedded SQLite database")
-    db_url: str = _setting(
+    data_dir: str = setting("./data", "directory of the embedded SQLite database")
+    db_url: str = setting(
         "",
         "SQLAlchemy URL; default sqlite:///<data_dir>/cse.sqlite; "
         "postgresql+psycopg://user:pw@host/db selects PostgreSQL",
     )
-    db_pool_size: int = _setting(10, "database connections kept per process (PostgreSQL)")
-    max_request_bytes: int = _setting(1_048_576, "largest accepted request body in bytes")
-    max_expiration_seconds: int = _setting(
+    db_pool_size: int = setting(10, "database connections kept per process (PostgreSQL)")
+    max_request_bytes: int = setting(1_048_576, "largest accepted request body in bytes")
+    max_expiration_seconds: int = setting(
         5 * 365 * 86400, "expirationTime given to resources without one, and the cap"
     )
-    expiry_interval: float = _setting(10.0, "seconds between sweeps deleting expired resources")
-    notify_workers: int = _setting(4, "threads delivering notifications")
-    notify_retries: int = _setting(3, "delivery attempts per notification before it is dropped")
-    notify_timeout: float = _setting(3.0, "seconds to wait for a notification target to answer")
-    notify_queue_size: int = _setting(10_000, "pending notifications kept in memory per process")
-    allow_s_originator: bool = _setting(True, "let AEs register with an S-originator (S-AE-IDs)")
-    mqtt: bool = _setting(True, "serve the MQTT binding (--no-mqtt: HTTP only)")
-    mqtt_host: str = _setting("localhost", "MQTT broker host")
-    mqtt_port: int = _setting(1883, "MQTT broker port")
-    mqtt_username: str = _setting("", "MQTT user name (empty: anonymous)")
-    mqtt_password: str = _setting("", "MQTT password")
-    mqtt_tls: bool = _setting(False, "connect to the broker over TLS")
-    mqtt_ca_file: str = _setting("", "CA bundle for the broker's TLS certificate (default: system)")
-    mqtt_share_group: str = _setting("m2mcloud", "shared-subscription group of all CSE replicas")
-    mqtt_keepalive: int = _setting(30, "MQTT keep-alive seconds")
-    mqtt_workers: int = _setting(8, "threads handling MQTT requests (ordered per originator)")
-    poa: str = _setting(
+    expiry_interval: float = setting(10.0, "seconds between sweeps deleting expired resources")
+    notify_workers: int = setting(4, "threads delivering notifications")
+    notify_retries: int = setting(3, "delivery attempts per notification before it is dropped")
+    notify_timeout: float = setting(3.0, "seconds to wait for a notification target to answer")
+    notify_queue_size: int = setting(10_000, "pending notifications kept in memory per process")
+    allow_s_originator: bool = setting(True, "let AEs register with an S-originator (S-AE-IDs)")
+    mqtt: bool = setting(True, "serve the MQTT binding (--no-mqtt: HTTP only)")
+    mqtt_host: str = setting("localhost", "MQTT broker host")
+    mqtt_port: int = setting(1883, "MQTT broker port")
+    mqtt_username: str = setting("", "MQTT user name (empty: anonymous)")
+    mqtt_password: str = setting("", "MQTT password")
+    mqtt_tls: bool = setting(False, "connect to the broker over TLS")
+    mqtt_ca_file: str = setting("", "CA bundle for the broker's TLS certificate (default: system)")
+    mqtt_share_group: str = setting("m2mcloud", "shared-subscription group of all CSE replicas")
+    mqtt_keepalive: int = setting(30, "MQTT keep-alive seconds")
+    mqtt_workers: int = setting(8, "threads handling MQTT requests (ordered per originator)")
+    poa: str = setting(
         "",
         "comma-separated points of access announced in the CSEBase "
         "(default: http://<host>:<port> and the MQTT broker)",
     )
-    upper_tester: bool = _setting(
+    upper_tester: bool = setting(
         True,
         "serve the oneM2M Upper Tester endpoint /__ut__ "
         "(conformance suites) to loopback clients only",
     )
-    release: str = _setting("3", "oneM2M release version sent in X-M2M-RVI of notifications")
-    log_level: str = _setting("INFO", "logging level")
+    release: str = setting("3", "oneM2M release version sent in X-M2M-RVI of notifications")
+    log_level: str = setting("INFO", "logging level")
 
     @property
     def database_url(self) -> str:
@@ -96,42 +96,15 @@ class CSEConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> CSEConfig:
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            raw = env.get(f"M2M_{f.name.upper()}")
-            if raw is not None and raw != "":
-                values[f.name] = _convert(f, raw, f"M2M_{f.name.upper()}")
-        values.update(overrides)
-        return cls(**values)
+        return cls(**{**env_values(cls, ENV_PREFIX, env), **overrides})
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """One `--flag` per setting; unset flags fall back to the environment, then the default."""
-        for f in dataclasses.fields(cls):
-            flag = "--" + f.name.replace("_", "-")
-            env_name = f"M2M_{f.name.upper()}"
-            help_text = f"{f.metadata['help']} (env {env_name}, default {f.default!r})"
-            if f.type in ("bool", bool):
-                parser.add_argument(
-                    flag,
-                    dest=f.name,
-                    action=argparse.BooleanOptionalAction,
-                    default=None,
-                    help=help_text,
-                )
-            else:
-                parser.add_argument(flag, dest=f.name, default=None, help=help_text)
+        add_arguments(cls, parser, ENV_PREFIX)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, env: Mapping[str, str] | None = None) -> CSEConfig:
-        overrides: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            value = getattr(args, f.name, None)
-            if value is not None:
-                flag = "--" + f.name.replace("_", "-")
-                overrides[f.name] = value if isinstance(value, bool) else _convert(f, value, flag)
-        return cls.from_env(env, **overrides)
+        return cls.from_env(env, **args_values(cls, args))
 
     def describe(self) -> dict[str, Any]:
         """Settings for the start-up log line, with the database password masked."""
@@ -142,25 +115,6 @@ class CSEConfig:
         return out
 
 
-def _convert(f: dataclasses.Field[Any], raw: str, source: str) -> Any:
-    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-    try:
-        if kind == "int":
-            return int(raw)
-        if kind == "float":
-            return float(raw)
-        if kind == "bool":
-            lowered = raw.strip().lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
-    except ValueError:
-        raise ConfigError(f"{source}={raw!r} is not a valid {kind}") from None
-    return raw
-
-
 def _mask_password(url: str) -> str:
     if "://" in url and "@" in url:
         scheme, rest = url.split("://", 1)
@@ -169,10 +123,6 @@ def _mask_password(url: str) -> str:
             creds = creds.split(":", 1)[0] + ":***"
         return f"{scheme}://{creds}@{host}"
     return url
-
-
-class ConfigError(ValueError):
-    """A setting has a value that cannot be used; the message names the setting."""
 
 
 def parse_cli(argv: Sequence[str]) -> CSEConfig:

@@ -6,108 +6,105 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from m2mcloud.settings import (
+    ConfigError,
+    add_arguments,
+    args_values,
+    check_choices,
+    env_values,
+    setting,
+)
+
 ENV_PREFIX = "M2M_DEVICES_"
-
-
-def _setting(default: Any, help: str, *, choices: tuple[str, ...] | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "choices": choices})
-
-
-class ConfigError(ValueError):
-    """A setting has a value that cannot be used; the message names the setting."""
+__all__ = ["ENV_PREFIX", "ConfigError", "DevicesConfig"]
 
 
 @dataclass(frozen=True)
 class DevicesConfig:
-    protocol: str = _setting("mqtt", "transport of the devices", choices=("mqtt", "http"))
-    devices: int = _setting(100, "number of simulated devices (each its own AE and connection)")
-    run_id: str = _setting(
+    protocol: str = setting("mqtt", "transport of the devices", choices=("mqtt", "http"))
+    devices: int = setting(100, "number of simulated devices (each its own AE and connection)")
+    run_id: str = setting(
         "", "tag of this run, part of every AE name and originator (default: random)"
     )
     # Where the platform is.
-    cse_url: str = _setting(
+    cse_url: str = setting(
         "http://127.0.0.1:8080",
         "HTTP address of the CSE (protocol http); several, comma-separated, spread the devices",
     )
-    cse_id: str = _setting("id-in", "CSE-ID of the CSE, as used in MQTT topics")
-    cse_name: str = _setting("cse-in", "resource name of the CSEBase")
-    mqtt_host: str = _setting("127.0.0.1", "MQTT broker host (protocol mqtt)")
-    mqtt_port: int = _setting(1883, "MQTT broker port")
-    mqtt_username: str = _setting("", "MQTT user name (empty: anonymous)")
-    mqtt_password: str = _setting("", "MQTT password")
-    mqtt_qos: int = _setting(1, "QoS of the request publications (0 or 1)")
-    mqtt_keepalive: int = _setting(60, "MQTT keep-alive in seconds")
-    ack: str = _setting(
+    cse_id: str = setting("id-in", "CSE-ID of the CSE, as used in MQTT topics")
+    cse_name: str = setting("cse-in", "resource name of the CSEBase")
+    mqtt_host: str = setting("127.0.0.1", "MQTT broker host (protocol mqtt)")
+    mqtt_port: int = setting(1883, "MQTT broker port")
+    mqtt_username: str = setting("", "MQTT user name (empty: anonymous)")
+    mqtt_password: str = setting("", "MQTT password")
+    mqtt_qos: int = setting(1, "QoS of the request publications (0 or 1)")
+    mqtt_keepalive: int = setting(60, "MQTT keep-alive in seconds")
+    ack: str = setting(
         "response",
         "what acknowledges a reading: the oneM2M response (end to end through the CSE) or only "
         "the broker's PUBACK (measures the simulator and broker alone; MQTT QoS 1)",
         choices=("response", "puback"),
     )
     # The traffic profile.
-    profile: str = _setting(
+    profile: str = setting(
         "constant", "traffic profile", choices=("constant", "step", "ramp", "file")
     )
-    profile_file: str = _setting("", "YAML file describing the profile (implies --profile file)")
-    rate: float = _setting(10.0, "readings/s: constant rate, or plateau rate of a ramp")
-    base_rate: float = _setting(0.0, "readings/s before and after a ramp")
-    duration: float = _setting(30.0, "seconds of a constant profile (total of a step profile)")
-    ramp_up: float = _setting(10.0, "seconds of the ramp from base to plateau rate")
-    plateau: float = _setting(20.0, "seconds at the plateau rate")
-    ramp_down: float = _setting(10.0, "seconds of the ramp back to the base rate")
-    steps: str = _setting(
+    profile_file: str = setting("", "YAML file describing the profile (implies --profile file)")
+    rate: float = setting(10.0, "readings/s: constant rate, or plateau rate of a ramp")
+    base_rate: float = setting(0.0, "readings/s before and after a ramp")
+    duration: float = setting(30.0, "seconds of a constant profile (total of a step profile)")
+    ramp_up: float = setting(10.0, "seconds of the ramp from base to plateau rate")
+    plateau: float = setting(20.0, "seconds at the plateau rate")
+    ramp_down: float = setting(10.0, "seconds of the ramp back to the base rate")
+    steps: str = setting(
         "", "step profile as 'seconds:rate,seconds:rate,...' (e.g. 10:50,10:200,10:50)"
     )
     # Device behaviour.
-    stagger: float = _setting(
+    stagger: float = setting(
         -1.0, "seconds over which devices connect and register (default: devices/200)"
     )
-    max_inflight: int = _setting(
+    max_inflight: int = setting(
         8, "unanswered readings per device before further readings are counted as backpressure"
     )
-    timeout: float = _setting(10.0, "seconds to wait for an answer before counting a timeout")
-    container_mni: int = _setting(0, "maxNrOfInstances of each data container (0: unset)")
-    commands: bool = _setting(
+    timeout: float = setting(10.0, "seconds to wait for an answer before counting a timeout")
+    container_mni: int = setting(0, "maxNrOfInstances of each data container (0: unset)")
+    commands: bool = setting(
         False, "each device also creates a command container and subscribes to it"
     )
-    notify_host: str = _setting(
+    notify_host: str = setting(
         "", "HTTP devices: address the CSE reaches the notification server at (default: own IP)"
     )
-    notify_port: int = _setting(0, "HTTP devices: port of the notification server (0: any)")
-    cleanup: bool = _setting(False, "delete the devices' AEs at the end of the run")
-    http_workers: int = _setting(16, "HTTP devices: threads sending requests")
-    seed: int = _setting(1, "seed of the simulated sensor readings")
+    notify_port: int = setting(0, "HTTP devices: port of the notification server (0: any)")
+    cleanup: bool = setting(False, "delete the devices' AEs at the end of the run")
+    http_workers: int = setting(16, "HTTP devices: threads sending requests")
+    seed: int = setting(1, "seed of the simulated sensor readings")
     # Output.
-    report: str = _setting("devices-report.json", "path of the JSON report ('' to skip)")
-    plot: str = _setting("devices-timeline.png", "path of the PNG timeline ('' to skip)")
-    progress: str = _setting(
+    report: str = setting("devices-report.json", "path of the JSON report ('' to skip)")
+    plot: str = setting("devices-timeline.png", "path of the PNG timeline ('' to skip)")
+    progress: str = setting(
         "auto",
         "live progress: a refreshed line (tty), one line per interval (log) or none",
         choices=("auto", "tty", "log", "none"),
     )
-    progress_interval: float = _setting(1.0, "seconds between progress updates in log mode")
-    max_error_ratio: float = _setting(
+    progress_interval: float = setting(1.0, "seconds between progress updates in log mode")
+    max_error_ratio: float = setting(
         0.01, "exit 1 when errors / offered readings exceed this fraction"
     )
     # Replica sampling for the timeline (Kubernetes).
-    kube_context: str = _setting("", "kubeconfig context to sample the CSE replica count from")
-    kubeconfig: str = _setting("", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
-    kube_in_cluster: bool = _setting(False, "sample replicas with the pod's service account")
-    kube_namespace: str = _setting("m2mcloud", "namespace of the CSE Deployment")
-    kube_deployment: str = _setting("cse", "name of the CSE Deployment")
-    log_level: str = _setting("WARNING", "logging level")
+    kube_context: str = setting("", "kubeconfig context to sample the CSE replica count from")
+    kubeconfig: str = setting("", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    kube_in_cluster: bool = setting(False, "sample replicas with the pod's service account")
+    kube_namespace: str = setting("m2mcloud", "namespace of the CSE Deployment")
+    kube_deployment: str = setting("cse", "name of the CSE Deployment")
+    log_level: str = setting("WARNING", "logging level")
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            choices = f.metadata.get("choices")
-            value = getattr(self, f.name)
-            if choices and value not in choices:
-                raise ConfigError(f"{_flag(f.name)}={value!r}: choose one of {', '.join(choices)}")
+        check_choices(self)
         if self.devices < 1:
             raise ConfigError("--devices must be at least 1")
         if self.mqtt_qos not in (0, 1):
@@ -136,13 +133,7 @@ class DevicesConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> DevicesConfig:
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            raw = env.get(ENV_PREFIX + f.name.upper())
-            if raw is not None and raw != "":
-                values[f.name] = _convert(f, raw, ENV_PREFIX + f.name.upper())
-        values.update(overrides)
+        values = {**env_values(cls, ENV_PREFIX, env), **overrides}
         if values.get("profile_file") and "profile" not in overrides:
             values["profile"] = "file"
         if not values.get("run_id"):
@@ -151,59 +142,10 @@ class DevicesConfig:
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """One `--flag` per setting; unset flags fall back to the environment, then the default."""
-        for f in dataclasses.fields(cls):
-            env_name = ENV_PREFIX + f.name.upper()
-            help_text = f"{f.metadata['help']} (env {env_name}, default {f.default!r})"
-            if f.type in ("bool", bool):
-                parser.add_argument(
-                    _flag(f.name),
-                    dest=f.name,
-                    action=argparse.BooleanOptionalAction,
-                    default=None,
-                    help=help_text,
-                )
-            else:
-                parser.add_argument(
-                    _flag(f.name),
-                    dest=f.name,
-                    default=None,
-                    choices=f.metadata.get("choices"),
-                    help=help_text,
-                )
+        add_arguments(cls, parser, ENV_PREFIX)
 
     @classmethod
     def from_args(
         cls, args: argparse.Namespace, env: Mapping[str, str] | None = None
     ) -> DevicesConfig:
-        overrides: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            value = getattr(args, f.name, None)
-            if value is not None:
-                overrides[f.name] = (
-                    value if isinstance(value, bool) else _convert(f, value, _flag(f.name))
-                )
-        return cls.from_env(env, **overrides)
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _convert(f: dataclasses.Field[Any], raw: str, source: str) -> Any:
-    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-    try:
-        if kind == "int":
-            return int(raw)
-        if kind == "float":
-            return float(raw)
-        if kind == "bool":
-            lowered = raw.strip().lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
-    except ValueError:
-        raise ConfigError(f"{source}={raw!r} is not a valid {kind}") from None
-    return raw
+        return cls.from_env(env, **args_values(cls, args))
