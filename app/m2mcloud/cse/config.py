@@ -25,6 +25,9 @@ class CSEConfig:
     http_port: int = setting(8080, "TCP port of the HTTP binding")
     http_root: str = setting("/", "URL path prefix under which oneM2M requests are served")
     http_threads: int = setting(8, "waitress worker threads")
+    http_connection_limit: int = setting(
+        4000, "open HTTP connections accepted at once (each keep-alive device holds one)"
+    )
     cse_id: str = setting("id-in", "CSE-ID (without the leading slash)")
     cse_name: str = setting("cse-in", "resource name of the CSEBase")
     sp_id: str = setting("m2mcloud.example", "M2M Service Provider ID, used in absolute addresses")

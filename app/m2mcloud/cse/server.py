@@ -45,7 +45,7 @@ def serve(config: CSEConfig) -> int:
             host=config.http_host,
             port=config.http_port,
             threads=config.http_threads,
-            connection_limit=1000,
+            connection_limit=config.http_connection_limit,
             channel_timeout=120,
             ident="m2mcloud-cse",
             max_request_body_size=config.max_request_bytes + 1,
