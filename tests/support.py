@@ -144,6 +144,7 @@ class NotificationReceiver:
         self.received: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.answer_rsc = 2000
+        self.fail_next = 0  # answer that many POSTs with HTTP 503 (not recorded)
         self.cond = threading.Condition()
         outer = self
 
@@ -152,6 +153,12 @@ class NotificationReceiver:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"null")
                 with outer.cond:
+                    if outer.fail_next > 0:
+                        outer.fail_next -= 1
+                        self.send_response(503)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
                     outer.received.append(body)
                     outer.headers.append({k.lower(): v for k, v in self.headers.items()})
                     outer.cond.notify_all()

@@ -215,3 +215,20 @@ def test_deleting_a_batching_subscription_flushes_it(
     assert "m2m:agn" in got[1] and got[2]["m2m:sgn"]["sud"] is True
     assert sub(client, "cse-in/app/data", [receiver.url], bn={"num": 0}).rsc == 4000
     assert sub(client, "cse-in/app/data", [receiver.url], bn={"dur": "soon"}).rsc == 4000
+
+
+def test_delivery_is_retried_then_given_up(
+    client: M2MClient, ae: dict[str, Any], receiver: NotificationReceiver, runtime: Any
+) -> None:
+    sub(client, "cse-in/app/data", [receiver.url], enc={"net": [3]})
+    receiver.fail_next = 1  # the first attempt fails, the retry gets through
+    client.create("cse-in/app/data", 4, {"m2m:cin": {"con": "retried"}}, origin="Capp")
+    got = receiver.wait_for(2)
+    assert got[1]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"] == "retried"
+    receiver.fail_next = 100  # more than notify_retries (2): given up, counted, not retried forever
+    client.create("cse-in/app/data", 4, {"m2m:cin": {"con": "lost"}}, origin="Capp")
+    deadline = time.time() + 10
+    while time.time() < deadline and runtime.cse.notifier.failed == 0:
+        time.sleep(0.05)
+    assert runtime.cse.notifier.failed == 1
+    assert receiver.fail_next == 100 - 2  # exactly notify_retries attempts were made
