@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support import M2MClient, free_port, http_transport
+from tests.support import M2MClient, Mosquitto, free_port, http_transport
 
 
 class CSEProcess:
@@ -84,3 +84,22 @@ def cse_process(tmp_path: Path, db_url: str) -> Iterator[Callable[..., CSEProces
     for p in started:
         if p.proc.poll() is None:
             p.terminate(signal.SIGKILL)
+
+
+@pytest.fixture
+def mqtt_cse(
+    cse_process: Callable[..., CSEProcess], mosquitto: Mosquitto
+) -> Callable[..., CSEProcess]:
+    """Start CSE processes with the MQTT binding on the test's Mosquitto broker."""
+
+    def start(**env: str) -> CSEProcess:
+        return cse_process(
+            env={
+                "M2M_MQTT": "true",
+                "M2M_MQTT_HOST": "127.0.0.1",
+                "M2M_MQTT_PORT": str(mosquitto.port),
+                **env,
+            }
+        )
+
+    return start

@@ -27,23 +27,6 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def mqtt_cse(
-    cse_process: Callable[..., CSEProcess], mosquitto: Mosquitto
-) -> Callable[..., CSEProcess]:
-    def start(**env: str) -> CSEProcess:
-        return cse_process(
-            env={
-                "M2M_MQTT": "true",
-                "M2M_MQTT_HOST": "127.0.0.1",
-                "M2M_MQTT_PORT": str(mosquitto.port),
-                **env,
-            }
-        )
-
-    return start
-
-
-@pytest.fixture
 def echo(mosquitto: Mosquitto) -> Iterator[subprocess.Popen[bytes]]:
     """`m2mcloud devices echo`: answers every request on the broker with success."""
     proc = subprocess.Popen(

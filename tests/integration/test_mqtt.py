@@ -18,23 +18,6 @@ AE = {"api": "Nmqtt.test", "rr": True, "srv": ["3"]}
 
 
 @pytest.fixture
-def mqtt_cse(
-    cse_process: Callable[..., CSEProcess], mosquitto: Mosquitto
-) -> Callable[..., CSEProcess]:
-    def start(**env: str) -> CSEProcess:
-        return cse_process(
-            env={
-                "M2M_MQTT": "true",
-                "M2M_MQTT_HOST": "127.0.0.1",
-                "M2M_MQTT_PORT": str(mosquitto.port),
-                **env,
-            }
-        )
-
-    return start
-
-
-@pytest.fixture
 def peer(mosquitto: Mosquitto) -> Iterator[MQTTPeer]:
     p = MQTTPeer(mosquitto.port, "Cmqtt")
     yield p
