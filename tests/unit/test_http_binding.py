@@ -202,3 +202,23 @@ def test_upper_tester_status_and_reset(client: M2MClient) -> None:
     assert status == 200
     assert client.retrieve("cse-in/gone").rsc == 4004
     assert client.retrieve("cse-in").rsc == 2000
+
+
+def test_http_root_prefix(config: Any) -> None:
+    import dataclasses
+
+    from m2mcloud.cse.app import build_runtime
+    from tests.support import falcon_transport
+
+    rt = build_runtime(dataclasses.replace(config, http_root="/onem2m"))
+    try:
+        c = M2MClient(falcon_transport(rt.app))
+        assert c.retrieve("onem2m/cse-in").rsc == 2000
+        assert c.retrieve("onem2m/~/id-in/cse-in").rsc == 2000
+        assert c.retrieve("cse-in").rsc == 4004
+        reg = c.create(
+            "onem2m/cse-in", 2, {"m2m:ae": {"api": "Nx", "rr": True, "srv": ["3"]}}, origin="Croot"
+        )
+        assert reg.headers["content-location"] == "cse-in/Croot"
+    finally:
+        rt.store.close()
