@@ -46,8 +46,8 @@ from ansible.module_utils.airgap_bundle_manifest import (
     check_component,
     load,
     local_replaces,
-    record_component,
     recipe_key,
+    record_component,
 )
 from ansible.module_utils.basic import AnsibleModule
 
@@ -469,7 +469,7 @@ class Builder:
                 self.image(spec)
             if self.recipe["build"]["kind"] not in ("debs", "none"):
                 self.info["go"] = self.sh([self.go, "env", "GOVERSION"]).strip()
-            changed, entry = record_component(
+            _, entry = record_component(
                 self.bundle, self.name, self.recipe, self.shipped, self.images, self.info
             )
         finally:

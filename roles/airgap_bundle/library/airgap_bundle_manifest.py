@@ -75,7 +75,7 @@ def main() -> None:
         problems = (
             verify(bundle_dir, wanted)
             if os.path.isdir(bundle_dir)
-            else dict.fromkeys(wanted, ["no bundle yet"])
+            else {name: ["no bundle yet"] for name in wanted}
         )
         stale = {name: reasons for name, reasons in problems.items() if reasons}
         module.exit_json(changed=False, stale=stale, cached=sorted(set(wanted) - set(stale)))

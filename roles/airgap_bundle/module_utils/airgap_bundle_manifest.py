@@ -1,6 +1,6 @@
 # Copyright: m2mcloud contributors
 # Apache-2.0
-"""The bundle manifest: what a bundle holds, checksummed, and whether a cached bundle still holds it.
+"""The bundle manifest: what a bundle holds, checksummed, and whether a cached copy still holds it.
 
 Stdlib only, so the tests import this file directly and the modules ship it to the controller.
 
@@ -15,7 +15,7 @@ Stdlib only, so the tests import this file directly and the modules ship it to t
           "key": "<sha256 of the recipe>",   # what was asked for; a changed recipe means rebuild
           "recipe": {...},
           "files": {"<relative path>": {"sha256": "...", "size": N}},
-          "images": {"<image name>": {"ref": "...", "file": "<relative path>", "digest": "sha256:..."}},
+          "images": {"<name>": {"ref": "...", "file": "<relative path>", "digest": "sha256:..."}},
           "info": {...}                      # toolchain, base packages... (not verified)
         }
       },
@@ -153,7 +153,8 @@ def check_component(bundle_dir: str, entry: dict[str, Any] | None, key: str) -> 
             continue
         if refs.get(image["ref"]) != image.get("digest"):
             problems.append(
-                f"image {name}: {image['file']} does not name {image['ref']} at {image.get('digest')}"
+                f"image {name}: {image['file']} does not name {image['ref']}"
+                f" at {image.get('digest')}"
             )
     return problems
 
@@ -175,7 +176,7 @@ def record_component(
     images: dict[str, dict[str, str]],
     info: dict[str, Any] | None = None,
 ) -> tuple[bool, dict[str, Any]]:
-    """Checksum a component's files, read its images' digests, store the entry. -> (changed, entry)."""
+    """Checksum a component's files, read its images' digests, store it -> (changed, entry)."""
     entry: dict[str, Any] = {
         "key": recipe_key(recipe),
         "recipe": recipe,
@@ -231,7 +232,7 @@ def finalize(
     prune: bool,
     write: bool = True,
 ) -> dict[str, Any]:
-    """Drop components no longer asked for (and, with prune, their files); write the views and sums."""
+    """Drop components no longer asked for (with prune, their files too); write views and sums."""
     manifest = load(bundle_dir)
     dropped = sorted(set(manifest["components"]) - set(wanted))
     missing = sorted(set(wanted) - set(manifest["components"]))
