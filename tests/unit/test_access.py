@@ -128,3 +128,24 @@ def test_custodian_replaces_creator(client: M2MClient, ae: dict[str, Any]) -> No
     assert client.retrieve("cse-in/app/kept", origin="Ckeeper").rsc == 2000
     assert client.retrieve("cse-in/app/kept", origin="Capp").rsc == 4103
     assert client.delete("cse-in/app/kept", origin="Ckeeper").rsc == 2002
+
+
+def test_deleted_policies_do_not_lock_the_owner_out(client: M2MClient, ae: dict[str, Any]) -> None:
+    policy = acp(
+        client,
+        "cse-in/app",
+        [{"acor": ["Cother"], "acop": 63}],
+        [{"acor": ["Cother"], "acop": 63}],
+        origin="Capp",
+        rn="only",
+    )
+    assert (
+        client.update(
+            "cse-in/app", {"m2m:ae": {"acpi": [policy["m2m:acp"]["ri"]]}}, origin="Capp"
+        ).rsc
+        == 2004
+    )
+    assert client.retrieve("cse-in/app", origin="Capp").rsc == 4103  # the policy decides
+    assert client.delete("cse-in/app/only", origin="Cother").rsc == 2002
+    assert client.retrieve("cse-in/app", origin="Capp").rsc == 2000  # creator again
+    assert client.update("cse-in/app", {"m2m:ae": {"acpi": None}}, origin="Capp").rsc == 2004

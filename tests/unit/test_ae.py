@@ -110,3 +110,8 @@ def test_cse_base_readable_by_registered_aes_only(client: M2MClient) -> None:
     client.register("reader", origin="Creader")
     assert client.retrieve("cse-in", origin="Creader").rsc == 2000
     assert client.retrieve("cse-in", origin="Cstranger").rsc == 4103
+
+
+def test_older_release_aes_can_register(client: M2MClient) -> None:
+    r = client.create("cse-in", 2, {"m2m:ae": {**AE, "srv": ["2"]}}, origin="Cold")
+    assert r.rsc == 2001 and r["m2m:ae"]["srv"] == ["2"]

@@ -98,3 +98,11 @@ def test_discovery_filters_by_access(client: M2MClient, tree: dict[str, str]) ->
     client.create("cse-in/peer", 3, {"m2m:cnt": {"rn": "mine"}}, origin="Cpeer")
     r = client.retrieve("cse-in", origin="Cpeer", params={"fu": "1", "ty": "3"})
     assert r["m2m:uril"] == ["cse-in/peer/mine"]
+
+
+def test_apply_relative_path(client: M2MClient, tree: dict[str, str]) -> None:
+    client.create("cse-in/app/data", 3, {"m2m:cnt": {"rn": "sub"}}, origin="Capp")
+    r = client.retrieve(
+        "cse-in/app", origin="Capp", params={"fu": "1", "ty": "3", "lvl": "1", "arp": "sub"}
+    )
+    assert r["m2m:uril"] == ["cse-in/app/data/sub"]  # data2 has no "sub": it drops out

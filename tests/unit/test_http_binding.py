@@ -166,6 +166,15 @@ def test_non_blocking_synchronous_request(client: M2MClient, ae: dict[str, Any])
     assert _poll_request(client, missing["m2m:uri"], "Capp")["ors"]["rsc"] == 4004
     assert client.retrieve(f"~/id-in/{r['m2m:uri']}", origin="Cother").rsc == 4103
     assert client.create("cse-in", 17, {"m2m:req": {}}).rsc == 4005
+    assert client.create("cse-in", 17, {"m2m:req": {}}, origin="Capp").rsc == 4005
+    short = client.retrieve(
+        "cse-in", origin="Capp", params={"rt": "1"}, headers={"X-M2M-RET": "60000"}
+    )
+    req = _poll_request(client, short["m2m:uri"], "Capp")
+    assert "rp" not in req["mi"]
+    from m2mcloud.cse.timeutil import parse_ts
+
+    assert parse_ts(req["et"]) - parse_ts(req["ct"]) < 120  # the request's expiry, not 300 s
 
 
 def test_non_blocking_asynchronous_request(

@@ -48,9 +48,9 @@ class AccessControl:
         if res.ty == ResourceType.CIN and res.pi:
             parent = self.cse.store.get(res.pi)
             return parent is not None and self.allowed(originator, parent, op, child_ty)
-        acpi = res.attrs.get("acpi")
-        if acpi:
-            return self._by_policies(acpi, originator, bit, child_ty)
+        policies = self._existing_policies(res)
+        if policies:
+            return any(grants(p.attrs.get("pv"), originator, bit, child_ty) for p in policies)
         custodian = res.attrs.get("cstn")
         if custodian:
             return bool(originator == custodian)
@@ -69,16 +69,23 @@ class AccessControl:
         a resource without policies can have them set by its creator/owner/custodian."""
         if originator == self.cse.config.admin_originator:
             return True
-        current = res.attrs.get("acpi")
-        if current:
+        policies = self._existing_policies(res)
+        if policies:
             return any(
                 grants(acp.attrs.get("pvs"), originator, Operation.UPDATE.permission)
-                for acp in self.cse.resolve_many(current, ResourceType.ACP)
+                for acp in policies
             )
         custodian = res.attrs.get("cstn")
         if custodian:
             return bool(originator == custodian)
         return bool(originator) and originator in (res.creator, res.owner)
+
+    def _existing_policies(self, res: Resource) -> list[Resource]:
+        """The <accessControlPolicy> resources `acpi` points to that still exist. References to
+        deleted policies do not count: a resource whose policies are all gone falls back to its
+        creator/custodian, instead of being locked for everyone but the admin."""
+        acpi = res.attrs.get("acpi")
+        return self.cse.resolve_many(acpi, ResourceType.ACP) if acpi else []
 
     def is_registered(self, originator: str) -> bool:
         if "/" in originator:

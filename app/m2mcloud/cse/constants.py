@@ -201,4 +201,5 @@ _HTTP_STATUS = {
     RSC.INSUFFICIENT_ARGUMENTS: 400,
 }
 
-SUPPORTED_RELEASES = ("2a", "3", "4", "5")
+SUPPORTED_RELEASES = ("2a", "3", "4", "5")  # request RVIs this CSE answers
+KNOWN_RELEASES = ("1", "2", "2a", "3", "4", "5", "6")  # values an AE may list in srv

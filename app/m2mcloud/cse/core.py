@@ -345,13 +345,14 @@ class CSE:
             raise not_allowed(f"cannot create a child of the virtual resource {target.virtual}")
         if req.ty is None:
             raise bad_request("CREATE needs the resource type (ty in the Content-Type header)")
-        if req.ty != ResourceType.AE:
-            self.access.check(req.originator, parent, Operation.CREATE, int(req.ty))
         kind = KINDS.get(ResourceType(req.ty)) if req.ty in _TYPE_VALUES else None
+        if kind is not None and not kind.creatable:
+            raise not_allowed(f"{kind.ty.tpe} resources are created by the CSE only")
+        if req.ty != ResourceType.AE:
+            # Before the type check: an originator without privilege learns nothing more.
+            self.access.check(req.originator, parent, Operation.CREATE, int(req.ty))
         if kind is None or req.ty == ResourceType.CSEBASE:
             raise bad_request(f"resource type {int(req.ty)} cannot be created on this CSE")
-        if not kind.creatable:
-            raise not_allowed(f"{kind.ty.tpe} resources are created by the CSE only")
         ty = kind.ty
         tpe = kind.wrapper_of(req.pc)
         body = self._content(req, tpe)
@@ -481,6 +482,8 @@ class CSE:
         found = [r for r in found if self.matches(r, fc)]
         found = [r for r in found if self.access.allowed(req.originator, r, op)]
         found = self._without_disabled_instances(root, found)
+        if req.arp:
+            found = self._apply_relative_path(req, found, op)
         return self._page(found, fc)
 
     def with_children(
@@ -542,6 +545,21 @@ class CSE:
                 if disabled[r.pi]:
                     continue
             out.append(r)
+        return out
+
+    def _apply_relative_path(
+        self, req: Request, found: list[Resource], op: Operation
+    ) -> list[Resource]:
+        """applyRelativePath (arp): each match stands for its resource at `<match>/<arp>`;
+        matches without one drop out."""
+        path = str(req.arp).strip("/")
+        targets = self.store.get_many_by_srn([f"{r.srn}/{path}" for r in found])
+        by_srn = {t.srn: t for t in targets if not self.is_expired(t)}
+        out = []
+        for r in found:
+            t = by_srn.get(f"{r.srn}/{path}")
+            if t is not None and self.access.allowed(req.originator, t, op):
+                out.append(t)
         return out
 
     def _count_down_retrieval(self, cin: Resource) -> Response:

@@ -84,7 +84,8 @@ class Request:
     vsi: str | None = None
     rp: float | None = None  # resultPersistence of a non-blocking request (epoch)
     rp_raw: str | None = None
-    rtu: list[str] | None = None  # where an asynchronous result goes (None: the originator's poa)
+    rtu: list[str] | None = None  # where an asynchronous result goes (None: originator's poa)
+    arp: str | None = None  # applyRelativePath: discovery answers <match>/<arp> instead
     # The binding this request arrived on ("http" or "mqtt"), for metrics and notifications.
     binding: str = "http"
 

@@ -140,6 +140,10 @@ class OneM2MSink:
         if "rp" in params:
             request.rp_raw = _last(params, "rp")
             request.rp = _time_header("rp", request.rp_raw, now)
+        request.arp = _last(params, "arp") or None
+        rst = req.get_header("X-M2M-RST")
+        if rst:
+            request.rset = _time_header("X-M2M-RST", rst, now)
         rtu = req.get_header("X-M2M-RTU")
         if rtu is not None:
             request.rtu = [u for u in rtu.split("&") if u.strip()]

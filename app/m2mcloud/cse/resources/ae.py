@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from m2mcloud.cse.constants import RSC, SUPPORTED_RELEASES, ResourceType
+from m2mcloud.cse.constants import KNOWN_RELEASES, RSC, ResourceType
 from m2mcloud.cse.errors import CSEError, bad_request
 from m2mcloud.cse.resources.attributes import (
     BOOL,
@@ -95,10 +95,10 @@ class AEKind(ResourceKind):
         if api[0] == "R" and len(api) < 2:
             raise bad_request("a registered App-ID (api) needs characters after 'R'")
         for release in body["srv"]:
-            if release not in SUPPORTED_RELEASES:
+            if release not in KNOWN_RELEASES:
                 raise bad_request(
                     f"supportedReleaseVersions (srv) {release!r} is not one of "
-                    f"{list(SUPPORTED_RELEASES)}"
+                    f"{list(KNOWN_RELEASES)}"
                 )
         check_serializations(body.get("csz"))
         res.attrs["aei"] = res.ri
@@ -108,7 +108,7 @@ class AEKind(ResourceKind):
     def on_update(self, cse: CSE, req: Request, res: Resource, changes: dict[str, Any]) -> None:
         check_serializations(changes.get("csz"))
         for release in res.attrs.get("srv", []):
-            if release not in SUPPORTED_RELEASES:
+            if release not in KNOWN_RELEASES:
                 raise bad_request(f"supportedReleaseVersions (srv) {release!r} is not supported")
 
 

@@ -49,8 +49,17 @@ def accept_non_blocking(cse: CSE, req: Request) -> Response:
 
     now = cse.clock()
     ri = RequestKind.rn_prefix + cse.new_id()
-    et = req.rp if req.rp is not None and req.rp > now else now + DEFAULT_PERSISTENCE
-    mi: dict[str, Any] = {"rt": {"rtv": int(req.rt)}, "rp": req.rp_raw or ""}
+    # The <request> lives for the result persistence asked for, else as long as the request
+    # itself may (its expiration), else a default.
+    if req.rp is not None and req.rp > now:
+        et = req.rp
+    elif req.rset or req.rqet:
+        et = max(req.rset or 0.0, req.rqet or 0.0)
+    else:
+        et = now + DEFAULT_PERSISTENCE
+    mi: dict[str, Any] = {"rt": {"rtv": int(req.rt)}}
+    if req.rp_raw:
+        mi["rp"] = req.rp_raw
     for key, value in (
         ("ty", req.ty),
         ("ot", req.ot),

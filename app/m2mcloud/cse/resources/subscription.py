@@ -143,6 +143,8 @@ def normalise_enc(enc: dict[str, Any] | None) -> dict[str, Any]:
     bad = [n for n in net if not 1 <= n <= 8]
     if bad:
         raise bad_request(f"enc.net has invalid notificationEventType value(s) {bad}")
+    if 8 in net:
+        raise bad_request("notificationEventType 8 (missing data) applies to <timeSeries> only")
     unsupported = [n for n in net if n not in SUPPORTED_NET]
     if unsupported:
         raise CSEError(
