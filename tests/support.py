@@ -151,7 +151,13 @@ class NotificationReceiver:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length) or b"null")
+                raw = self.rfile.read(length)
+                if "cbor" in self.headers.get("Content-Type", ""):
+                    import cbor2
+
+                    body = cbor2.loads(raw)
+                else:
+                    body = json.loads(raw or b"null")
                 with outer.cond:
                     if outer.fail_next > 0:
                         outer.fail_next -= 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -231,3 +232,38 @@ def test_wrong_broker_password_keeps_the_cse_unready(
         assert cse.client.retrieve("cse-in").rsc == 2000  # HTTP still serves
     finally:
         broker.cleanup()
+
+
+def test_cbor_serialization_over_mqtt(
+    mqtt_cse: Callable[..., CSEProcess], mosquitto: Mosquitto
+) -> None:
+    import cbor2
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    mqtt_cse()
+    got: list[dict[str, Any]] = []
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="cbor-peer", protocol=mqtt.MQTTv311)
+    c.on_message = lambda _c, _u, m: got.append(cbor2.loads(m.payload))
+    c.connect("127.0.0.1", mosquitto.port)
+    c.loop_start()
+    try:
+        c.subscribe("/oneM2M/reg_resp/Ccbor/id-in/cbor", qos=1)
+        time.sleep(0.3)
+        primitive = {
+            "op": 1,
+            "to": "cse-in",
+            "fr": "Ccbor",
+            "rqi": "cb-1",
+            "rvi": "3",
+            "ty": 2,
+            "pc": {"m2m:ae": {"rn": "cbor", **AE}},
+        }
+        c.publish("/oneM2M/reg_req/Ccbor/id-in/cbor", cbor2.dumps(primitive), qos=1)
+        deadline = time.time() + 10
+        while not got and time.time() < deadline:
+            time.sleep(0.05)
+        assert got and got[0]["rsc"] == 2001 and got[0]["pc"]["m2m:ae"]["aei"] == "Ccbor"
+    finally:
+        c.loop_stop()
+        c.disconnect()

@@ -231,3 +231,39 @@ def test_http_root_prefix(config: Any) -> None:
         assert reg.headers["content-location"] == "cse-in/Croot"
     finally:
         rt.store.close()
+
+
+def test_cbor_requests_and_responses(client: M2MClient) -> None:
+    import cbor2
+
+    body = cbor2.dumps({"m2m:ae": {"rn": "cb", "api": "Ncbor", "rr": True, "srv": ["3"]}})
+    status, headers, content = client.transport(
+        "POST",
+        "/cse-in",
+        {
+            "X-M2M-Origin": "Ccbor",
+            "X-M2M-RI": "c1",
+            "X-M2M-RVI": "3",
+            "Content-Type": "application/cbor;ty=2",
+            "Accept": "application/cbor",
+        },
+        body,
+        None,
+    )
+    lowered = {k.lower(): v for k, v in headers.items()}
+    assert status == 201 and lowered["x-m2m-rsc"] == "2001"
+    assert lowered["content-type"] == "application/cbor;ty=2"
+    assert cbor2.loads(content)["m2m:ae"]["aei"] == "Ccbor"
+    status, headers, _ = client.transport(
+        "POST",
+        "/cse-in",
+        {
+            "X-M2M-Origin": "Cx",
+            "X-M2M-RI": "c2",
+            "X-M2M-RVI": "3",
+            "Content-Type": "application/cbor;ty=2",
+        },
+        b"\xff\x00",
+        None,
+    )
+    assert {k.lower(): v for k, v in headers.items()}["x-m2m-rsc"] == "4000"

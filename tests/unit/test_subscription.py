@@ -232,3 +232,18 @@ def test_delivery_is_retried_then_given_up(
         time.sleep(0.05)
     assert runtime.cse.notifier.failed == 1
     assert receiver.fail_next == 100 - 2  # exactly notify_retries attempts were made
+
+
+def test_notifications_in_the_serialization_the_ae_asks_for(
+    client: M2MClient, ae: dict[str, Any], receiver: NotificationReceiver
+) -> None:
+    client.update(
+        "cse-in/app",
+        {"m2m:ae": {"poa": [receiver.url], "csz": ["application/cbor", "application/json"]}},
+        origin="Capp",
+    )
+    assert sub(client, "cse-in/app/data", ["Capp"], enc={"net": [3]}).rsc == 2001
+    client.create("cse-in/app/data", 4, {"m2m:cin": {"con": "binary"}}, origin="Capp")
+    got = receiver.wait_for(1)
+    assert receiver.headers[0]["content-type"] == "application/cbor"
+    assert got[0]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"] == "binary"

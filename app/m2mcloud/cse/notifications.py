@@ -10,7 +10,6 @@ it (5204 when a target refuses or cannot be reached).
 from __future__ import annotations
 
 import http.client
-import json
 import logging
 import queue
 import threading
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from m2mcloud.cse.bindings import serialization
 from m2mcloud.cse.constants import RSC, NotificationEventType, ResourceType
 from m2mcloud.cse.errors import CSEError
 from m2mcloud.cse.store import Resource
@@ -356,6 +356,11 @@ class Notifier:
         url = str(poa[0])
         if url.lower().startswith("mqtt://") and not urlsplit(url).path.strip("/"):
             url = f"{url.rstrip('/')}/{res.ri}"  # an AE reached over MQTT is addressed by AE-ID
+        usable = [m for m in res.attrs.get("csz", []) if m in serialization.SUPPORTED]
+        if usable and serialization.is_cbor(usable[0]):
+            # The AE prefers CBOR (contentSerialization): say so in the URL's fragment, which
+            # stays on this side (it is never sent), for send() to pick the encoding.
+            url += "#ct=cbor"
         return url
 
     def _send_mqtt(self, url: str, payload: dict[str, Any]) -> RSC | None:
@@ -378,12 +383,14 @@ class Notifier:
         conn_cls = (
             http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         )
-        body = json.dumps(payload, separators=(",", ":")).encode()
+        wants_cbor = "ct=cbor" in (parts.query, parts.fragment)
+        media = serialization.CBOR if wants_cbor else serialization.JSON
+        body = serialization.encode(media, payload)
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
         headers = {
-            "Content-Type": "application/json",
+            "Content-Type": media,
             "X-M2M-Origin": self.cse.config.csi,
             "X-M2M-RI": "ntf-" + self.cse.new_id(),
             "X-M2M-RVI": self.cse.config.release,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import falcon
 
+from m2mcloud.cse.bindings import serialization
 from m2mcloud.cse.bindings.params import parse_drt, parse_filter, parse_rt
 from m2mcloud.cse.constants import RSC, Operation
 from m2mcloud.cse.errors import CSEError, bad_request
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-JSON_TYPES = ("application/json", "application/vnd.onem2m-res+json")
 _METHODS = {"GET": Operation.RETRIEVE, "PUT": Operation.UPDATE, "DELETE": Operation.DELETE}
 
 
@@ -179,15 +178,16 @@ class OneM2MSink:
             if needs_body:
                 raise bad_request("this operation needs a JSON body")
             return None
-        if media and media not in JSON_TYPES:
+        if media and media not in serialization.SUPPORTED:
             raise CSEError(
                 RSC.UNSUPPORTED_MEDIA_TYPE,
-                f"content type {media!r} is not supported; use application/json",
+                f"content type {media!r} is not supported; use application/json or "
+                "application/cbor",
             )
         try:
-            pc = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise bad_request(f"the body is not valid JSON: {exc}") from None
+            pc = serialization.decode(media, raw)
+        except ValueError as exc:
+            raise bad_request(f"the body is {exc}") from None
         if not isinstance(pc, dict):
             raise bad_request("the body must be a JSON object")
         return pc
@@ -206,10 +206,22 @@ class OneM2MSink:
         resp.set_header("X-M2M-OT", r.ot or "")
         if r.location:
             resp.set_header("Content-Location", r.location)
-        accept = req.get_header("Accept") or ""
-        media = JSON_TYPES[1] if JSON_TYPES[1] in accept else JSON_TYPES[0]
+        media = _response_media(req)
         resp.content_type = f"{media};ty={int(r.ty)}" if r.ty is not None and r.pc else media
-        resp.data = json.dumps(r.pc, separators=(",", ":")).encode() if r.pc is not None else b""
+        resp.data = serialization.encode(media, r.pc) if r.pc is not None else b""
+
+
+def _response_media(req: falcon.Request) -> str:
+    """JSON unless the client asks for CBOR (or the oneM2M media types) in Accept, or sent CBOR
+    without saying what it accepts."""
+    accept = (req.get_header("Accept") or "").lower()
+    for media in (serialization.JSON_ONEM2M, serialization.CBOR_ONEM2M, serialization.CBOR):
+        if media in accept and serialization.JSON not in accept:
+            return media
+    sent, _ = parse_content_type(req.get_header("Content-Type"))
+    if serialization.is_cbor(sent) and not accept.strip("*/ "):
+        return sent
+    return serialization.JSON
 
 
 def _last(params: dict[str, list[str]], key: str) -> str | None:

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from m2mcloud.cse.bindings import serialization as codec
 from m2mcloud.cse.bindings.primitive import request_from_primitive, response_primitive
 from m2mcloud.cse.constants import RSC
 from m2mcloud.cse.errors import CSEError
@@ -257,15 +258,16 @@ class MQTTBinding(Link):
         op_name, ty_name, rqi, to = "INVALID", "", "", None
         try:
             try:
-                if serialization != "json":
+                if serialization not in ("json", "cbor"):
                     raise CSEError(
                         RSC.UNSUPPORTED_MEDIA_TYPE,
-                        f"serialization {serialization!r} is not supported; use json",
+                        f"serialization {serialization!r} is not supported; use json or cbor",
                     )
+                media = codec.CBOR if serialization == "cbor" else codec.JSON
                 try:
-                    primitive = json.loads(payload)
-                except (ValueError, UnicodeDecodeError) as exc:
-                    raise CSEError(RSC.BAD_REQUEST, f"the payload is not JSON: {exc}") from None
+                    primitive = codec.decode(media, payload)
+                except ValueError as exc:
+                    raise CSEError(RSC.BAD_REQUEST, f"the payload is {exc}") from None
                 if not isinstance(primitive, dict):
                     raise CSEError(RSC.BAD_REQUEST, "the payload must be a JSON object")
                 rqi = str(primitive.get("rqi") or "")
@@ -286,7 +288,8 @@ class MQTTBinding(Link):
             out = response_primitive(
                 resp, to=to or originator.replace(":", "/"), fr=self.rt.config.csi
             )
-            self.client.publish(resp_topic, json.dumps(out, separators=(",", ":")), qos=1)
+            answer = codec.encode(codec.CBOR if serialization == "cbor" else codec.JSON, out)
+            self.client.publish(resp_topic, answer, qos=1)
             self.rt.metrics.observe(
                 "mqtt", op_name, ty_name, int(resp.rsc), time.perf_counter() - received
             )
