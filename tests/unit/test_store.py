@@ -62,3 +62,41 @@ def test_concurrent_creates_keep_counters_exact(runtime: Runtime, client: M2MCli
     assert cnt["cbs"] == sum(c["cs"] for c in stored)
     newest = client.retrieve("cse-in/c/n/la", origin="Cc")["m2m:cin"]
     assert newest["ri"] == stored[-1]["ri"]
+
+
+def test_no_orphans_when_a_subtree_is_deleted_under_writers(
+    runtime: Runtime, db_url: str, client: M2MClient
+) -> None:
+    from sqlalchemy import create_engine, text
+
+    for round_ in range(3):
+        rn = f"busy{round_}"
+        client.register(rn, origin=f"C{rn}")
+        client.create(f"cse-in/{rn}", 3, {"m2m:cnt": {"rn": "c"}}, origin=f"C{rn}")
+        stop = threading.Event()
+
+        def writer(name: str = rn, stop: threading.Event = stop) -> None:
+            while not stop.is_set():
+                r = client.create(
+                    f"cse-in/{name}/c", 4, {"m2m:cin": {"con": "x"}}, origin=f"C{name}"
+                )
+                if r.rsc == 4004:
+                    return
+
+        threads = [threading.Thread(target=writer) for _ in range(4)]
+        for t in threads:
+            t.start()
+        client.delete(f"cse-in/{rn}")
+        stop.set()
+        for t in threads:
+            t.join()
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        orphans = conn.execute(
+            text(
+                "SELECT count(*) FROM resources r WHERE r.pi IS NOT NULL AND NOT EXISTS "
+                "(SELECT 1 FROM resources p WHERE p.ri = r.pi)"
+            )
+        ).scalar()
+    engine.dispose()
+    assert orphans == 0

@@ -322,11 +322,13 @@ class SqlStore(Store):
     def create(self, resource: Resource) -> Resource:
         try:
             with self._write() as conn:
-                parent = None
-                if resource.ty == ResourceType.SUB and resource.pi:
-                    parent = self._lock(conn, resource.pi)
+                # Holding the parent's row lock, no concurrent delete of the parent (which locks
+                # its whole subtree first) can miss this child and leave it orphaned.
+                parent = self._lock(conn, resource.pi) if resource.pi else None
+                if resource.pi and parent is None:
+                    raise CSEError(RSC.NOT_FOUND, "the parent resource no longer exists")
                 seq = self._insert(conn, resource)
-                if parent is not None:
+                if parent is not None and resource.ty == ResourceType.SUB:
                     parent.attrs[SUBSCRIPTIONS] = int(parent.attrs.get(SUBSCRIPTIONS, 0)) + 1
                     self._write_row(conn, parent)
         except self._conflicts:
@@ -371,9 +373,13 @@ class SqlStore(Store):
             parent = None
             if resource.ty in (ResourceType.CIN, ResourceType.SUB) and resource.pi:
                 parent = self._lock(conn, resource.pi)
-            q = select(resources).where(
-                or_(resources.c.ri == resource.ri, and_(*_subtree(resource.srn)))
-            )
+            subtree = or_(resources.c.ri == resource.ri, and_(*_subtree(resource.srn)))
+            # Lock the subtree (parents first), waiting for writers that are adding children;
+            # then read it again with a fresh snapshot, which includes what they committed.
+            conn.execute(
+                select(resources.c.seq).where(subtree).order_by(resources.c.depth).with_for_update()
+            ).all()
+            q = select(resources).where(subtree)
             rows = [_to_resource(r) for r in conn.execute(q.order_by(resources.c.depth)).all()]
             if not rows or rows[0].ri != resource.ri:
                 return []
