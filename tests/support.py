@@ -215,6 +215,13 @@ class PostgresCluster:
                 "PostgreSQL server binaries not found under /usr/lib/postgresql"
             )
         self.bindir = Path(bindirs[-1])
+        if os.geteuid() == 0:
+            # The server runs as `postgres`: its directory must be reachable for that user,
+            # which a root-only temporary directory (pytest, tempfile) is not.
+            import tempfile
+
+            base = Path(tempfile.mkdtemp(prefix=f"m2m-{base.name}-", dir="/tmp"))
+            base.chmod(0o755)
         self.base = base
         self.data = base / "data"
         self.port = free_port()
@@ -258,6 +265,7 @@ class PostgresCluster:
 
     def stop(self) -> None:
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(self.base, ignore_errors=True)
 
     @property
     def admin_url(self) -> str:
