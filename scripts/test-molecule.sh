@@ -10,6 +10,10 @@ export PATH="$PWD/.venv/bin:$PATH"
 export CONTAINERS_CONF="$PWD/molecule/containers.conf"
 # Molecule's podman driver keeps its async job files under $HOME.
 export HOME=${HOME:-/root}
+# Container names are global on this machine: a suffix per checkout keeps two checkouts (a fresh
+# clone under test, a working tree) from destroying each other's test hosts.
+M2M_TEST_ID=$(printf %s "$PWD" | sha1sum | cut -c1-8)
+export M2M_TEST_ID
 
 if [[ ${M2M_SKIP_MOLECULE:-0} == 1 ]]; then
   echo "==> molecule: SKIPPED (M2M_SKIP_MOLECULE=1)"
