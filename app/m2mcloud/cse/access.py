@@ -30,8 +30,14 @@ class AccessControl:
         self.cse = cse
 
     def allowed(
-        self, originator: str, res: Resource, op: Operation, child_ty: int | None = None
+        self,
+        originator: str,
+        res: Resource,
+        op: Operation,
+        child_ty: int | None = None,
+        parent: Resource | None = None,
     ) -> bool:
+        """`parent`: the resource's parent when the caller has read it already."""
         if originator == self.cse.config.admin_originator:
             return True
         if not originator:
@@ -46,7 +52,8 @@ class AccessControl:
         if res.ty == ResourceType.ACP:
             return grants(res.attrs.get("pvs"), originator, bit, child_ty)
         if res.ty == ResourceType.CIN and res.pi:
-            parent = self.cse.store.get(res.pi)
+            if parent is None or parent.ri != res.pi:
+                parent = self.cse.store.get(res.pi)
             return parent is not None and self.allowed(originator, parent, op, child_ty)
         policies = self._existing_policies(res)
         if policies:
@@ -57,9 +64,14 @@ class AccessControl:
         return originator in (res.creator, res.owner)
 
     def check(
-        self, originator: str, res: Resource, op: Operation, child_ty: int | None = None
+        self,
+        originator: str,
+        res: Resource,
+        op: Operation,
+        child_ty: int | None = None,
+        parent: Resource | None = None,
     ) -> None:
-        if not self.allowed(originator, res, op, child_ty):
+        if not self.allowed(originator, res, op, child_ty, parent):
             raise no_privilege(
                 f"originator {originator or '(none)'} has no {op.name} privilege on {res.srn}"
             )

@@ -70,6 +70,7 @@ class Target:
     resource: Resource
     virtual: str | None = None  # "la" / "ol": the resolved resource is a contentInstance
     fanout_rest: str | None = None  # set when addressing <group>/fopt[/...]
+    parent: Resource | None = None  # the container of a virtual la/ol, already read
 
 
 class CSE:
@@ -280,7 +281,7 @@ class CSE:
             )
             if cin is None:
                 raise not_found(f"the container {parent.srn} has no contentInstance")
-            return Target(cin, virtual=segments[-1])
+            return Target(cin, virtual=segments[-1], parent=parent)
         return Target(self._lookup(segments))
 
     def _lookup(self, segments: Sequence[str]) -> Resource:
@@ -454,7 +455,7 @@ class CSE:
 
     def retrieve(self, req: Request, target: Target) -> Response:
         res = target.resource
-        self.access.check(req.originator, res, Operation.RETRIEVE)
+        self.access.check(req.originator, res, Operation.RETRIEVE, parent=target.parent)
         if res.ty == ResourceType.CNT:
             res = self.purge_expired_children(res)
         elif res.ty == ResourceType.GRP:
@@ -462,7 +463,7 @@ class CSE:
 
             res = refresh_members(self, res)
         elif res.ty == ResourceType.CIN:
-            parent = self.store.get(res.pi or "")
+            parent = target.parent or self.store.get(res.pi or "")
             if parent is not None and parent.attrs.get("disr"):
                 raise not_allowed("the container disables retrieval of its instances (disr)")
         rcn = req.rcn if req.rcn is not None else ResultContent.ATTRIBUTES
