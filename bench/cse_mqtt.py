@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from tests.support import Mosquitto, PostgresCluster
 
 from bench.harness import Client, Result, cse_process, rss_mb
+from m2mcloud.net import no_delay
 
 AE = {"api": "Nbench", "rr": False, "srv": ["3"]}
 
@@ -39,6 +40,7 @@ class Publisher:
         )
         self.client.max_inflight_messages_set(window * 2)
         self.client.on_message = self._on_message
+        self.client.on_socket_open = no_delay
         self.client.connect("127.0.0.1", port)
         self.client.subscribe(f"/oneM2M/resp/{name}/id-in/json", qos=1)
         self.client.loop_start()

@@ -463,6 +463,9 @@ class MQTTPeer:
             protocol=mqtt.MQTTv311,
         )
         self.client.on_message = self._on_message
+        self.client.on_socket_open = lambda _c, _u, sock: sock.setsockopt(
+            socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
+        )
         if ca_file is not None:
             self.client.tls_set(ca_certs=str(ca_file))
         if auth is not None:

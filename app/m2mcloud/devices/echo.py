@@ -18,6 +18,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from m2mcloud.net import no_delay
+
 log = logging.getLogger("m2mcloud.devices.echo")
 
 _ANSWER = {1: 2001, 2: 2000, 3: 2004, 4: 2002, 5: 2000}
@@ -50,6 +52,7 @@ def _serve_one(host: str, port: int, cse_id: str, index: int) -> int:
     )
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
+    client.on_socket_open = no_delay
     answered = {"n": 0}
 
     def on_connect(c: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any) -> None:

@@ -29,6 +29,7 @@ from m2mcloud.devices.device import CREATE, NOTIFY, RSC_OK, TY_AE, Call, Device,
 from m2mcloud.devices.fleet import StopFlag, Tick, UnreachableError
 from m2mcloud.devices.notify import command_latency
 from m2mcloud.devices.stats import Recorder
+from m2mcloud.net import no_delay
 
 log = logging.getLogger("m2mcloud.devices.mqtt")
 
@@ -155,6 +156,7 @@ class MQTTFleet:
         return md
 
     def _on_socket_open(self, client: mqtt.Client, md: MQTTDevice, sock: Any) -> None:
+        no_delay(client, md, sock)  # a device's small publishes must not wait for Nagle
         md.sock = sock
         md.writing = False
         self.sel.register(sock, selectors.EVENT_READ, md)

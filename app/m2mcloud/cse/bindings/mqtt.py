@@ -34,6 +34,7 @@ from m2mcloud.cse.bindings.primitive import request_from_primitive, response_pri
 from m2mcloud.cse.constants import RSC
 from m2mcloud.cse.errors import CSEError
 from m2mcloud.cse.request import Response
+from m2mcloud.net import no_delay
 
 if TYPE_CHECKING:
     from m2mcloud.cse.app import Runtime
@@ -73,6 +74,7 @@ class Link:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_connect_fail = self._on_connect_fail
+        self.client.on_socket_open = no_delay
         self.client.on_message = self._on_message
         self.connected = threading.Event()
         self.last_error = "not connected yet"
