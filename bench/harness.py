@@ -86,8 +86,14 @@ class Client:
         if body is not None:
             headers["Content-Type"] = "application/json" + (f";ty={ty}" if ty else "")
             data = json.dumps(body)
-        self.conn.request(method, path, body=data, headers=headers)
-        resp = self.conn.getresponse()
+        try:
+            self.conn.request(method, path, body=data, headers=headers)
+            resp = self.conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionError):
+            # The server closed an idle keep-alive connection: open a new one, once.
+            self.conn.close()
+            self.conn.request(method, path, body=data, headers=headers)
+            resp = self.conn.getresponse()
         raw = resp.read()
         rsc = int(resp.getheader("X-M2M-RSC", "0"))
         return rsc, json.loads(raw) if raw else None

@@ -136,7 +136,9 @@ def _prepared_statements(dialect: Any) -> dict[str, _Prepared]:
         .where(c.ri == bindparam("key_ri"))
         .values(lt=bindparam("lt"), et=bindparam("et"), st=bindparam("st"), attrs=bindparam("a")),
     }
-    return {name: _Prepared(dialect, stmt) for name, stmt in stmts.items()}
+    prepared = {name: _Prepared(dialect, stmt) for name, stmt in stmts.items()}
+    prepared["count_in"] = _count_in_sql(dialect)
+    return prepared
 
 
 def open_store(url: str, *, pool_size: int = 10) -> SqlStore:
@@ -163,9 +165,7 @@ class SqlStore(Store):
             event.listen(self.engine, "connect", _sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_on_begin)
         else:
-            self.engine = create_engine(
-                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-            )
+            self.engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
         # Single-statement reads need no transaction: on PostgreSQL a second engine in
         # autocommit saves the BEGIN/ROLLBACK round trips of every lookup.
         self.read_engine = (
@@ -339,15 +339,16 @@ class SqlStore(Store):
         assert cin.pi is not None
         try:
             with self._write() as conn:
-                container = self._lock(conn, cin.pi)
-                if container is None:
+                # One statement locks the container and counts the new instance in.
+                rows = self._run(conn, "count_in", key_ri=cin.pi, cs=cin.cs)
+                if not rows:
                     raise CSEError(RSC.NOT_FOUND, "the parent container no longer exists")
+                container = _from_tuple(rows[0])
                 cin.seq = self._insert(conn, cin)
-                attrs = container.attrs
-                attrs["cni"] = int(attrs.get("cni", 0)) + 1
-                attrs["cbs"] = int(attrs.get("cbs", 0)) + cin.cs
-                pruned = _prune(conn, container, now)
-                self._write_row(conn, container)
+                pruned = []
+                if _over_limits(container):
+                    pruned = _prune(conn, container, now)
+                    self._write_row(conn, container)
         except self._conflicts:
             raise _conflict(cin) from None
         return CinWrite(container=container, pruned=pruned)
@@ -520,6 +521,39 @@ def _values(r: Resource) -> dict[str, Any]:
         "creator": r.creator,
         "attrs": json.dumps(r.attrs, separators=(",", ":")),
     }
+
+
+def _over_limits(container: Resource) -> bool:
+    attrs = container.attrs
+    mni, mbs = attrs.get("mni"), attrs.get("mbs")
+    return (mni is not None and int(attrs.get("cni", 0)) > mni) or (
+        mbs is not None and int(attrs.get("cbs", 0)) > mbs
+    )
+
+
+def _count_in_sql(dialect: Any) -> _Prepared:
+    """UPDATE ... RETURNING that adds one instance of `cs` bytes to a container's cni/cbs inside
+    the database (JSON functions of each dialect): lock, count and read in one round trip."""
+    returning = ", ".join(c.name for c in resources.c)
+    if dialect.name == "postgresql":
+        sql = (
+            "UPDATE resources SET attrs = (attrs::jsonb || jsonb_build_object("
+            "'cni', COALESCE((attrs::jsonb->>'cni')::bigint, 0) + 1, "
+            "'cbs', COALESCE((attrs::jsonb->>'cbs')::bigint, 0) + %(cs)s))::text "
+            f"WHERE ri = %(key_ri)s RETURNING {returning}"
+        )
+    else:
+        sql = (
+            "UPDATE resources SET attrs = json_set(attrs, "
+            "'$.cni', COALESCE(json_extract(attrs, '$.cni'), 0) + 1, "
+            "'$.cbs', COALESCE(json_extract(attrs, '$.cbs'), 0) + ?) "
+            f"WHERE ri = ? RETURNING {returning}"
+        )
+    prepared = _Prepared.__new__(_Prepared)
+    prepared.sql = sql
+    prepared.order = None if dialect.name == "postgresql" else ["cs", "key_ri"]
+    prepared.fixed = {}
+    return prepared
 
 
 def _prune(conn: Connection, container: Resource, now: float) -> list[Resource]:
