@@ -49,7 +49,6 @@ def serve(config: CSEConfig) -> int:
             channel_timeout=120,
             ident="m2mcloud-cse",
             max_request_body_size=config.max_request_bytes + 1,
-            clear_untrusted_proxy_headers=True,
         )
     except OSError as exc:
         log.error("cannot listen on %s:%s: %s", config.http_host, config.http_port, exc)
