@@ -14,6 +14,8 @@ APT_PACKAGES=(
   debootstrap             # builds the systemd test image offline
   buildah
   rsync
+  openssl                 # throw-away CA and broker certificate for the MQTT TLS test
+  wrk                     # HTTP load generator of bench/cse_http_wrk.py
 )
 
 missing=()
