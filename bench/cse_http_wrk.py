@@ -27,8 +27,8 @@ CLIENTS = 8
 SCRIPT = Path(__file__).with_name("wrk") / "create_cin.lua"
 
 
-def run(engine: str, db_url: str, data: Path, seconds: float) -> None:
-    with cse_process(db_url, data) as (port, proc):
+def run(engine: str, db_url: str, data: Path, seconds: float, threads: int = 8) -> None:
+    with cse_process(db_url, data, threads=threads) as (port, proc):
         for i in range(CLIENTS):
             c = Client(port, f"Cbench{i}")
             ae = {"m2m:ae": {"rn": f"bench{i}", "api": "Nbench", "rr": False, "srv": ["3"]}}
@@ -78,6 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--threads", type=int, default=8, help="waitress threads of the CSE")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk")
@@ -88,12 +89,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         if args.engine == "sqlite":
-            run("sqlite", f"sqlite:///{tmp}/data/cse.sqlite", tmp / "data", args.seconds)
+            run(
+                "sqlite",
+                f"sqlite:///{tmp}/data/cse.sqlite",
+                tmp / "data",
+                args.seconds,
+                args.threads,
+            )
         else:
             cluster = PostgresCluster(tmp / "pg")
             cluster.start()
             try:
-                run("postgresql", cluster.create_database(), tmp / "data", args.seconds)
+                run(
+                    "postgresql",
+                    cluster.create_database(),
+                    tmp / "data",
+                    args.seconds,
+                    args.threads,
+                )
             finally:
                 cluster.stop()
 
