@@ -45,9 +45,28 @@ _REF_ANNOTATION = "org.opencontainers.image.ref.name"
 
 
 def recipe_key(recipe: dict[str, Any]) -> str:
-    """A stable fingerprint of what a component is built from (canonical JSON, sha256)."""
-    blob = json.dumps(recipe, sort_keys=True, separators=(",", ":")).encode()
+    """A stable fingerprint of what a component is built from (canonical JSON, sha256).
+
+    A local source directory (build.src) counts by its content, not its path: the same sources
+    in another checkout of the repository are the same recipe."""
+    keyed = json.loads(json.dumps(recipe))
+    build = keyed.get("build")
+    src = build.get("src") if isinstance(build, dict) else None
+    if isinstance(build, dict) and isinstance(src, str) and os.path.isdir(src):
+        build["src"] = _tree_digest(src)
+    blob = json.dumps(keyed, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()
+
+
+def _tree_digest(root: str) -> str:
+    digest = hashlib.sha256()
+    for directory, dirs, files in sorted(os.walk(root)):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(directory, name)
+            digest.update(os.path.relpath(path, root).encode() + b"\0")
+            digest.update(sha256_file(path).encode() + b"\n")
+    return "sha256:" + digest.hexdigest()
 
 
 def sha256_file(path: str) -> str:
