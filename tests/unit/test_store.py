@@ -100,3 +100,31 @@ def test_no_orphans_when_a_subtree_is_deleted_under_writers(
         ).scalar()
     engine.dispose()
     assert orphans == 0
+
+
+def test_replicas_starting_at_once_on_a_new_database(db_url: str) -> None:
+    """Several processes' first start: schema creation must not collide (it did on
+    PostgreSQL: duplicate key in pg_type from concurrent CREATE TABLE)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    with engine.begin() as conn:  # start from an empty database
+        conn.execute(text("DROP TABLE IF EXISTS resources"))
+        conn.execute(text("DROP TABLE IF EXISTS leases"))
+    engine.dispose()
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def start() -> None:
+        try:
+            barrier.wait()
+            open_store(db_url).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors

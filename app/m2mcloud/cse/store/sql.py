@@ -94,6 +94,7 @@ leases = Table(
 _COLUMNS = [c for c in resources.c if c.name != "seq"]
 
 _NEVER = float("-inf")
+_SCHEMA_LOCK = 0x6D326D  # advisory lock id ("m2m") held while creating the schema
 
 
 class _Prepared:
@@ -227,7 +228,12 @@ class SqlStore(Store):
         return _from_tuple(rows[0]) if rows else None
 
     def init_schema(self) -> None:
-        metadata.create_all(self.engine)
+        """Create the tables; safe when several replicas start on a new database at once
+        (CREATE TABLE is not atomic with its existence check: serialise it on a lock)."""
+        with self._write() as conn:
+            if not self.is_sqlite:  # SQLite: the write transaction (BEGIN IMMEDIATE) serialises
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
+            metadata.create_all(conn)
 
     def ping(self) -> None:
         with self._read() as conn:
