@@ -10,14 +10,19 @@ PostgreSQL is a private throw-away cluster started for the run (like the tests).
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 import time
 from pathlib import Path
 
-from tests.support import PostgresCluster
-
-from bench.harness import Client, Result, cse_process, rss_mb, run_clients
+from bench.harness import (
+    Client,
+    Result,
+    cse_process,
+    database,
+    machine_line,
+    rss_mb,
+    run_clients,
+)
 
 CLIENTS = 8
 
@@ -113,27 +118,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--fill", type=int, default=100_000)
     args = parser.parse_args()
-    print(
-        f"machine: {platform.node()} {platform.machine()} {platform.system()} "
-        f"{platform.release()}, python {platform.python_version()}"
-    )
+    print(machine_line())
     engines = ["sqlite", "postgresql"] if args.engine == "both" else [args.engine]
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp_name:
         for engine in engines:
-            data = Path(tmp) / engine
-            if engine == "sqlite":
-                lines = bench_engine(
-                    engine, f"sqlite:///{data}/cse.sqlite", data, args.seconds, args.fill
-                )
-            else:
-                cluster = PostgresCluster(Path(tmp) / "pg")
-                cluster.start()
-                try:
-                    lines = bench_engine(
-                        engine, cluster.create_database(), data, args.seconds, args.fill
-                    )
-                finally:
-                    cluster.stop()
+            tmp = Path(tmp_name) / engine
+            with database(engine, tmp) as url:
+                lines = bench_engine(engine, url, tmp / "data", args.seconds, args.fill)
             for line in lines:
                 print(line, flush=True)
 

@@ -11,17 +11,13 @@ many instances as wrk got 2001 answers for (nothing lost, nothing twice).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.support import PostgresCluster
-
-from bench.harness import Client, cse_process, rss_mb
+from bench.harness import Client, cse_process, database, machine_line, rss_mb
 
 CLIENTS = 8
 SCRIPT = Path(__file__).with_name("wrk") / "create_cin.lua"
@@ -82,33 +78,11 @@ def main() -> None:
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk")
-    print(
-        f"machine: {platform.node()} {platform.machine()} {platform.release()}, "
-        f"python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}"
-    )
+    print(machine_line())
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        if args.engine == "sqlite":
-            run(
-                "sqlite",
-                f"sqlite:///{tmp}/data/cse.sqlite",
-                tmp / "data",
-                args.seconds,
-                args.threads,
-            )
-        else:
-            cluster = PostgresCluster(tmp / "pg")
-            cluster.start()
-            try:
-                run(
-                    "postgresql",
-                    cluster.create_database(),
-                    tmp / "data",
-                    args.seconds,
-                    args.threads,
-                )
-            finally:
-                cluster.stop()
+        with database(args.engine, tmp) as url:
+            run(args.engine, url, tmp / "data", args.seconds, args.threads)
 
 
 if __name__ == "__main__":

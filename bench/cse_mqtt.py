@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import threading
 import time
@@ -20,9 +18,9 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from tests.support import Mosquitto, PostgresCluster
+from tests.support import Mosquitto
 
-from bench.harness import Client, Result, cse_process, rss_mb
+from bench.harness import Client, Result, cse_process, database, machine_line, rss_mb
 from m2mcloud.net import no_delay
 
 AE = {"api": "Nbench", "rr": False, "srv": ["3"]}
@@ -145,35 +143,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--window", type=int, default=4)
     args = parser.parse_args()
-    print(
-        f"machine: {platform.node()} {platform.machine()} {platform.release()}, "
-        f"python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}"
-    )
+    print(machine_line())
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        if args.engine == "sqlite":
-            run(
-                "sqlite",
-                f"sqlite:///{tmp}/data/cse.sqlite",
-                tmp,
-                args.seconds,
-                args.clients,
-                args.window,
-            )
-        else:
-            cluster = PostgresCluster(tmp / "pg")
-            cluster.start()
-            try:
-                run(
-                    "postgresql",
-                    cluster.create_database(),
-                    tmp,
-                    args.seconds,
-                    args.clients,
-                    args.window,
-                )
-            finally:
-                cluster.stop()
+        with database(args.engine, tmp) as url:
+            run(args.engine, url, tmp, args.seconds, args.clients, args.window)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import http.client
 import itertools
 import json
 import os
+import platform
 import socket
 import statistics
 import subprocess
@@ -156,3 +157,27 @@ def run_clients(name: str, workers: list[Callable[[], tuple[int, int]]], seconds
         t.join()
     result.seconds = time.perf_counter() - t0
     return result
+
+
+@contextmanager
+def database(engine: str, tmp: Path) -> Iterator[str]:
+    """The database URL of a benchmark: an SQLite file under `tmp`, or a throw-away PostgreSQL
+    cluster (started and stopped here)."""
+    if engine == "sqlite":
+        yield f"sqlite:///{tmp}/sqlite/cse.sqlite"
+        return
+    from tests.support import PostgresCluster
+
+    cluster = PostgresCluster(tmp / "pg")
+    cluster.start()
+    try:
+        yield cluster.create_database()
+    finally:
+        cluster.stop()
+
+
+def machine_line() -> str:
+    return (
+        f"machine: {platform.node()} {platform.machine()} {platform.release()}, "
+        f"python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}"
+    )
