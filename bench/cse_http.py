@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench.harness import (
     Client,
@@ -52,36 +54,25 @@ def bench_engine(engine: str, db_url: str, data_dir: Path, seconds: float, fill:
             }
         }
 
-        def creator(c: Client, i: int):  # type: ignore[no-untyped-def]
-            return lambda: (2001, c.call("POST", f"/cse-in/bench{i}/data", payload, ty=4)[0])
+        def workers(
+            method: str, path: str, expected: int, body: Any = None, ty: int | None = None
+        ) -> list[Callable[[], tuple[int, int]]]:
+            """One callable per client; `path` has {i}, the client's own AE."""
 
-        run_clients("warm-up", [creator(c, i) for i, c in enumerate(clients)], 2)
-        r = run_clients(
-            f"{engine}: CREATE cin (8 clients)",
-            [creator(c, i) for i, c in enumerate(clients)],
-            seconds,
-        )
-        lines.append(r.line())
+            def one(c: Client, i: int) -> Callable[[], tuple[int, int]]:
+                return lambda: (expected, c.call(method, path.format(i=i), body, ty=ty)[0])
 
-        def la(c: Client, i: int):  # type: ignore[no-untyped-def]
-            return lambda: (2000, c.call("GET", f"/cse-in/bench{i}/data/la")[0])
+            return [one(c, i) for i, c in enumerate(clients)]
 
-        r = run_clients(
-            f"{engine}: RETRIEVE la (8 clients)",
-            [la(c, i) for i, c in enumerate(clients)],
-            seconds / 2,
-        )
-        lines.append(r.line())
-
-        def disc(c: Client, i: int):  # type: ignore[no-untyped-def]
-            return lambda: (2000, c.call("GET", f"/cse-in/bench{i}?fu=1&ty=3")[0])
-
-        r = run_clients(
-            f"{engine}: discovery ty=3 (8 clients)",
-            [disc(c, i) for i, c in enumerate(clients)],
-            seconds / 2,
-        )
-        lines.append(r.line())
+        create = ("POST", "/cse-in/bench{i}/data", 2001, payload, 4)
+        run_clients("warm-up", workers(*create), 2)
+        for name, spec, share in (
+            ("CREATE cin", create, 1.0),
+            ("RETRIEVE la", ("GET", "/cse-in/bench{i}/data/la", 2000), 0.5),
+            ("discovery ty=3", ("GET", "/cse-in/bench{i}?fu=1&ty=3", 2000), 0.5),
+        ):
+            r = run_clients(f"{engine}: {name} (8 clients)", workers(*spec), seconds * share)
+            lines.append(r.line())
 
         # Fill to `fill` stored instances (no mni), then measure resident memory.
         stored = sum(
