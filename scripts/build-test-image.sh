@@ -4,17 +4,36 @@
 # Cached: the image carries a label with the hash of its recipe (this script), and the build is
 # skipped while an image with that label exists. FORCE=1 rebuilds anyway.
 # Env: DEBIAN_MIRROR (default: the first Debian mirror in this machine's apt sources),
-#      IMAGE (default localhost/m2mcloud-systemd:bookworm), CONTAINERS_CONF (set by the caller).
+#      IMAGE (default localhost/m2mcloud-systemd:bookworm), CONTAINERS_CONF (set by the caller),
+#      EXTRA_PACKAGES (comma-separated, installed by debootstrap too: the lab node image preinstalls
+#      what the roles would otherwise apt-install), OVERLAY_DIR (a directory copied over the rootfs
+#      last; systemd units in it can be enabled there by symlink). Both are part of the recipe.
+# The lab's Kubernetes node image is this image plus packages and an overlay: roles/lab_container.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 IMAGE=${IMAGE:-localhost/m2mcloud-systemd:bookworm}
 SUITE=bookworm
 INCLUDE=systemd,systemd-sysv,dbus,python3,python3-apt,sudo,openssh-server,iproute2,ca-certificates
+EXTRA_PACKAGES=${EXTRA_PACKAGES:-}
+OVERLAY_DIR=${OVERLAY_DIR:-}
+if [[ -n $EXTRA_PACKAGES ]]; then INCLUDE=$INCLUDE,$EXTRA_PACKAGES; fi
+if [[ -n $OVERLAY_DIR && ! -d $OVERLAY_DIR ]]; then
+  echo "OVERLAY_DIR=$OVERLAY_DIR is not a directory" >&2
+  exit 2
+fi
 LABEL=org.m2mcloud.recipe
 
-# What the image is made of: this file. Edit it and the next run rebuilds.
-recipe=$(sha256sum "$0" | cut -c1-16)
+# What the image is made of: this file, the extra packages and the overlay's files (names, modes,
+# contents). Edit any of them and the next run rebuilds.
+recipe=$({
+  sha256sum "$0" | cut -c1-64
+  echo "$EXTRA_PACKAGES"
+  if [[ -n $OVERLAY_DIR ]]; then
+    (cd "$OVERLAY_DIR" && find . \( -type f -o -type l \) -printf '%p %m %l\n' | LC_ALL=C sort \
+      && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum)
+  fi
+} | sha256sum | cut -c1-16)
 
 if [[ ${FORCE:-0} != 1 ]] && podman image exists "$IMAGE"; then
   have=$(podman image inspect --format "{{ index .Labels \"$LABEL\" }}" "$IMAGE" 2>/dev/null || true)
@@ -74,6 +93,10 @@ done
 : >"$rootfs/etc/machine-id"
 rm -f "$rootfs/var/lib/dbus/machine-id"
 echo "m2mcloud-test" >"$rootfs/etc/hostname"
+if [[ -n $OVERLAY_DIR ]]; then
+  # Owned by root whoever checked the files out; modes as in the overlay.
+  cp -a --no-preserve=ownership "$OVERLAY_DIR"/. "$rootfs"/
+fi
 
 old_id=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 echo "==> podman import -> $IMAGE"
