@@ -24,6 +24,7 @@ def _cse_serve(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from m2mcloud.cse.config import CSEConfig
+    from m2mcloud.deploy.cli import add_parsers as add_operator_parsers
     from m2mcloud.devices.cli import add_parser as add_devices_parser
 
     parser = argparse.ArgumentParser(prog="m2mcloud", description=__doc__)
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     CSEConfig.add_arguments(serve)
     serve.set_defaults(func=_cse_serve)
     add_devices_parser(sub)
+    add_operator_parsers(sub)
     return parser
 
 
