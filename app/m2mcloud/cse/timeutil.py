@@ -9,9 +9,21 @@ _TS = re.compile(r"^(\d{8}T\d{6})(?:[,.](\d{1,6}))?(Z|[+-]\d{2}:?\d{2})?$")
 _DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
 
 
+_last_second: list[tuple[int, str]] = [(-1, "")]
+
+
 def format_ts(epoch: float) -> str:
-    """Epoch seconds -> `20261125T142626,123456`."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y%m%dT%H%M%S,%f")
+    """Epoch seconds -> `20261125T142626,123456`. The seconds part is formatted once per second
+    (a create formats several timestamps: strftime was a visible share of its CPU)."""
+    second = int(epoch // 1)
+    micros = round((epoch - second) * 1_000_000)
+    if micros == 1_000_000:
+        second, micros = second + 1, 0
+    cached = _last_second[0]  # one tuple read: safe without a lock under concurrent threads
+    if cached[0] != second:
+        cached = (second, datetime.fromtimestamp(second, UTC).strftime("%Y%m%dT%H%M%S"))
+        _last_second[0] = cached
+    return f"{cached[1]},{micros:06d}"
 
 
 def parse_ts(value: object) -> float:

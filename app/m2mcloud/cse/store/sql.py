@@ -164,7 +164,6 @@ class SqlStore(Store):
                 connect_args={"check_same_thread": False, "timeout": 30},
             )
             event.listen(self.engine, "connect", _sqlite_on_connect)
-            event.listen(self.engine, "begin", _sqlite_on_begin)
         else:
             self.engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
         # Single-statement reads need no transaction: on PostgreSQL a second engine in
@@ -190,10 +189,13 @@ class SqlStore(Store):
     def _write(self) -> Iterator[Connection]:
         # SQLite has one writer at a time; threads of this process queue on a lock instead of
         # in SQLite's busy handler, which sleeps in steps of up to 100 ms (latency spikes).
-        with self._writers, self.engine.connect() as raw:
-            conn = raw.execution_options(m2m_write=True)
-            with conn.begin():
-                yield conn
+        # SQLite writers take the write lock up front (BEGIN IMMEDIATE: no deadlocking upgrade
+        # from a read lock); issued on the DBAPI connection, it costs one call, not an event
+        # dispatch plus a SQLAlchemy execution. Commit/rollback still go through `conn.begin()`.
+        with self._writers, self.engine.connect() as conn, conn.begin():
+            if self.is_sqlite:
+                conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+            yield conn
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -425,19 +427,12 @@ class SqlStore(Store):
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
-    dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _sqlite_on_begin)
+    dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see SqlStore._write)
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
-
-
-def _sqlite_on_begin(conn: Connection) -> None:
-    # Writers take the lock up front: no deadlocking upgrade from a read lock. Reads are single
-    # statements, each its own implicit transaction in autocommit mode: no BEGIN needed.
-    if conn.get_execution_options().get("m2m_write", False):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _alive(q: Any, now: float | None) -> Any:
