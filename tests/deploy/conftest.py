@@ -26,9 +26,7 @@ def local_host() -> dict[str, Any]:
     return {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
 
 
-def write_inventory(
-    path: Path, hosts: dict[str, dict[str, Any]], **group_vars: Any
-) -> Path:
+def write_inventory(path: Path, hosts: dict[str, dict[str, Any]], **group_vars: Any) -> Path:
     path.write_text(yaml.safe_dump({"all": {"hosts": hosts, "vars": group_vars}}))
     return path
 
@@ -66,6 +64,4 @@ def work(tmp_path: Path) -> Path:
 @pytest.fixture
 def inventory(tmp_path: Path) -> Path:
     """Two hosts, both this machine."""
-    return write_inventory(
-        tmp_path / "hosts.yml", {"node1": local_host(), "node2": local_host()}
-    )
+    return write_inventory(tmp_path / "hosts.yml", {"node1": local_host(), "node2": local_host()})

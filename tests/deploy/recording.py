@@ -104,7 +104,14 @@ def record(scenario: str, tmp: Path) -> list[dict[str, Any]]:
     return _normalize(events, {str(tmp): "<tmp>", str(PROJECT): "<project>"})  # type: ignore[no-any-return]
 
 
-SCENARIOS = ("ok_run", "failed_run", "inventory_error", "syntax_error", "loop_failure", "command_failure")
+SCENARIOS = (
+    "ok_run",
+    "failed_run",
+    "inventory_error",
+    "syntax_error",
+    "loop_failure",
+    "command_failure",
+)
 
 
 def load(scenario: str) -> list[dict[str, Any]]:

@@ -96,7 +96,9 @@ def test_playbook_names_resolve_in_the_project(tmp_path: Path) -> None:
     with pytest.raises(UnknownPlaybookError) as err:
         resolve_playbook("addons", tmp_path)
     assert err.value.valid == ["cluster", "site"]
-    assert "no playbook 'addons'" in str(err.value) and "valid names: cluster, site" in str(err.value)
+    assert "no playbook 'addons'" in str(err.value) and "valid names: cluster, site" in str(
+        err.value
+    )
     other = tmp_path / "elsewhere.yml"
     other.write_text("---\n")
     assert resolve_playbook(str(other), tmp_path) == other
@@ -205,7 +207,9 @@ def test_cluster_summary_from_client_objects() -> None:
                             type="Resource",
                             resource=k8s.V2ResourceMetricSource(
                                 name="cpu",
-                                target=k8s.V2MetricTarget(type="Utilization", average_utilization=60),
+                                target=k8s.V2MetricTarget(
+                                    type="Utilization", average_utilization=60
+                                ),
                             ),
                         )
                     ],
@@ -235,7 +239,12 @@ def test_cluster_summary_from_client_objects() -> None:
                     phase="Running",
                     container_statuses=[
                         k8s.V1ContainerStatus(
-                            name="cse", ready=True, restart_count=2, image="i", image_id="", started=True
+                            name="cse",
+                            ready=True,
+                            restart_count=2,
+                            image="i",
+                            image_id="",
+                            started=True,
                         )
                     ],
                 ),
