@@ -410,6 +410,7 @@ def _status(args: argparse.Namespace) -> int:
 # --- parser
 def _common(parser: argparse.ArgumentParser, *, playbook: bool = True) -> None:
     OperatorConfig.add_arguments(parser)
+    parser.add_argument("-i", dest="inventory", default=None, help="short for --inventory")
     parser.add_argument(
         "--json", action="store_true", help="print the result as JSON on stdout, nothing else"
     )

@@ -205,9 +205,14 @@ def cluster_status(
             "the admin.conf of an existing one",
         )
     try:
-        api_client = config.new_client_from_config(
-            config_file=str(Path(kubeconfig).expanduser()), context=context or None
+        configuration = client.Configuration()
+        config.load_kube_config(
+            config_file=str(Path(kubeconfig).expanduser()),
+            context=context or None,
+            client_configuration=configuration,
         )
+        configuration.retries = 1  # urllib3's default 3 retries make "unreachable" take seconds
+        api_client = client.ApiClient(configuration)
     except Exception as exc:  # ConfigException and friends
         raise ClusterUnreachableError(
             f"cannot use the kubeconfig {kubeconfig}: {exc}",

@@ -165,9 +165,11 @@ class Reporter:
             self.console.print("[magenta]no host took part in this run[/]")
         verdict = "[bold green]succeeded[/]" if result.ok else "[bold red]FAILED[/]"
         mode = " (check mode: nothing was changed)" if result.check else ""
+        # A failure's explanation ends with the log path; a success ends here.
+        log = f", log: {escape(result.stdout_path)}" if result.ok else ""
         self.console.print(
             f"{escape(result.playbook)} {verdict}{mode} in {duration_text(result.duration)}: "
-            f"{result.changed} changed, log: {escape(result.stdout_path)}",
+            f"{result.changed} changed{log}",
             highlight=False,
         )
 

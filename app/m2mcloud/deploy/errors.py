@@ -67,7 +67,7 @@ class PlaybookFailed(DeployError):  # noqa: N818 -- the name the API promises (i
         return f"{where}: {self.message}" if where else self.message
 
 
-def hint_for(kind: str, *, host: str = "", inventory: str = "", path: str = "") -> str:
+def hint_for(kind: str, *, host: str = "", inventory: str = "") -> str:
     """What an operator should check first, per failure kind."""
     inv = inventory or "<inventory>"
     if kind == UNREACHABLE:
@@ -83,10 +83,11 @@ def hint_for(kind: str, *, host: str = "", inventory: str = "", path: str = "") 
             f"try: ansible-inventory -i {inv} --graph"
         )
     if kind == FAILED_TASK:
-        where = f" (task at {path})" if path else ""
+        target = host or "the host"
         return (
-            f"read the task's message{where}; fix the cause on {host or 'the host'} or in the "
-            f"inventory variables, then run again (a second run only redoes what is missing)"
+            f"fix what the message names on {target} (or the inventory variables the task uses), "
+            f"then run again: a second run only redoes what is missing; "
+            f"--limit {host or 'HOST'} runs it on that host alone"
         )
     if kind == CANCELED:
         return "the run was interrupted; running it again continues where it stopped"

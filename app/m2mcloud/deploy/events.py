@@ -78,6 +78,8 @@ def task_message(res: Mapping[str, Any]) -> str:
     """The most useful sentence of a failed module result: msg, plus the command's stderr, or
     the first failed loop item's message."""
     msg = str(res.get("msg") or "").strip()
+    if not msg and res.get("censored"):  # no_log: true; Ansible hid the result
+        return _shorten(f"(no_log) {res['censored']}")
     results = res.get("results")
     if isinstance(results, list):
         for item in results:
@@ -154,7 +156,7 @@ class EventCollector:
     def _count(self, data: Mapping[str, Any], key: str) -> None:
         host = str(data.get("host") or "")
         counts = self._counts.setdefault(host, {})
-        if key == "changed":  # a changed result is also ok, as in the PLAY RECAP
+        if key in ("changed", "ignored"):  # also ok in the PLAY RECAP
             counts["ok"] = counts.get("ok", 0) + 1
         counts[key] = counts.get(key, 0) + 1
 
@@ -207,7 +209,7 @@ class EventCollector:
             return Failure(
                 kind=kind,
                 message=first.message,
-                hint=hint_for(kind, host=first.host, inventory=inventory, path=first.path),
+                hint=hint_for(kind, host=first.host, inventory=inventory),
                 host=first.host,
                 task=first.task,
                 path=first.path,
