@@ -175,6 +175,10 @@ def run_playbook(
     started = time.monotonic()
     status, rc = "failed", None
     try:
+        # Runner settings (nothing secret): how often it looks at `cancel` while a task is
+        # silent (its default, 5 s, makes Ctrl-C feel ignored).
+        (private / "env").mkdir()
+        (private / "env" / "settings").write_text(json.dumps({"pexpect_timeout": 1}))
         cmdline: list[str] = []
         if extravars:
             vars_file = private / "extravars.json"
