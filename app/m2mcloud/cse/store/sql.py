@@ -164,8 +164,19 @@ class SqlStore(Store):
                 connect_args={"check_same_thread": False, "timeout": 30},
             )
             event.listen(self.engine, "connect", _sqlite_on_connect)
+            # Every write of this process goes through one connection (writers are serialised
+            # anyway): a connection's page cache is dropped whenever another connection commits,
+            # so one writer keeps its cache warm instead of re-reading B-tree pages from the WAL.
+            self.write_engine = create_engine(
+                url,
+                pool_size=1,
+                max_overflow=0,
+                connect_args={"check_same_thread": False, "timeout": 30},
+            )
+            event.listen(self.write_engine, "connect", _sqlite_on_connect)
         else:
             self.engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+            self.write_engine = self.engine
         # Single-statement reads need no transaction: on PostgreSQL a second engine in
         # autocommit saves the BEGIN/ROLLBACK round trips of every lookup.
         self.read_engine = (
@@ -192,7 +203,7 @@ class SqlStore(Store):
         # SQLite writers take the write lock up front (BEGIN IMMEDIATE: no deadlocking upgrade
         # from a read lock); issued on the DBAPI connection, it costs one call, not an event
         # dispatch plus a SQLAlchemy execution. Commit/rollback still go through `conn.begin()`.
-        with self._writers, self.engine.connect() as conn, conn.begin():
+        with self._writers, self.write_engine.connect() as conn, conn.begin():
             if self.is_sqlite:
                 conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
             yield conn
@@ -248,6 +259,7 @@ class SqlStore(Store):
 
     def close(self) -> None:
         self.engine.dispose()
+        self.write_engine.dispose()
 
     # -- reads --------------------------------------------------------------------------------
 
