@@ -20,6 +20,19 @@ from tests.support import (
 ENGINES = ["sqlite", "postgresql"]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """End-to-end tests build real clusters (tens of minutes): they run when asked for
+    (`M2M_E2E=1`, see docs/cluster.md), and the default run's summary says why they did not."""
+    if os.environ.get("M2M_E2E") == "1":
+        return
+    skip = pytest.mark.skip(
+        reason="e2e: builds a real cluster on this machine; run with M2M_E2E=1 (docs/cluster.md)"
+    )
+    for item in items:
+        if "e2e" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
     cluster = PostgresCluster(Path("/tmp") / f"m2m-pg-{os.getpid()}")
