@@ -1,0 +1,1 @@
+../../airgap_bundle/module_utils/airgap_bundle_manifest.py
