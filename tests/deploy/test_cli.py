@@ -59,6 +59,7 @@ def test_deploy_json_succeeds_with_exit_code_0(
     assert data["hosts"]["node1"]["changed"] == 1
     assert [t["task"] for t in data["changed_tasks"]] == ["Write the marker file"] * 2
     assert Path(data["stdout_path"]).is_file()
+    assert data["data"] == {"deploy_test_markers": str(work)}
     assert proc.stderr == ""  # --json: no progress
 
 

@@ -85,9 +85,10 @@ def test_the_first_failure_names_host_task_and_what_to_check() -> None:
     assert "ansible -i inv/hosts.yml node3 -m ansible.builtin.ping" in failure.hint
 
 
-def test_a_successful_run_has_no_failure() -> None:
+def test_a_successful_run_has_no_failure_and_publishes_its_stats() -> None:
     collector = collect(load("ok_run"))
     assert collector.failure("successful", 0) is None
+    assert collector.data == {"deploy_test_markers": "<tmp>"}
     assert collector.failed == []
     assert {(t.host, t.task) for t in collector.changed} == {
         ("node1", "Write the marker file"),

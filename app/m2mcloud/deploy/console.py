@@ -165,6 +165,9 @@ class Reporter:
             self.console.print("[magenta]no host took part in this run[/]")
         verdict = "[bold green]succeeded[/]" if result.ok else "[bold red]FAILED[/]"
         mode = " (check mode: nothing was changed)" if result.check else ""
+        for key, value in result.data.items():  # published by the playbook (set_stats)
+            shown = value if isinstance(value, str) else json.dumps(value)
+            self.console.print(f"{escape(key)}: {escape(shown)}", highlight=False)
         # A failure's explanation ends with the log path; a success ends here.
         log = f", log: {escape(result.stdout_path)}" if result.ok else ""
         self.console.print(

@@ -109,6 +109,7 @@ class EventCollector:
         self.changed: list[TaskResult] = []
         self.failed: list[TaskResult] = []
         self.blocks: list[OutputBlock] = []
+        self.data: dict[str, Any] = {}  # what the playbook published with set_stats
         self._counts: dict[str, dict[str, int]] = {}  # per-host counts, if stats never come
 
     # --- feeding
@@ -140,6 +141,7 @@ class EventCollector:
             self._count(data, "skipped")
         elif kind == "playbook_on_stats":
             self.stats = self._stats(data)
+            self.data = dict(data.get("artifact_data") or {})
         elif kind in ("verbose", "error", "warning"):
             self._output(str(event.get("stdout") or ""))
 
@@ -255,7 +257,8 @@ def describe(event: Mapping[str, Any]) -> tuple[str, str] | None:
     if kind == "playbook_on_play_start":
         return "play", f"PLAY {data.get('play') or data.get('name') or ''}"
     if kind in ("playbook_on_task_start", "playbook_on_handler_task_start"):
-        return "task", f"TASK {data.get('task') or ''}"
+        role = f"{data['role']} : " if data.get("role") else ""
+        return "task", f"TASK {role}{data.get('task') or ''}"
     res: Mapping[str, Any] = data.get("res") or {}
     if kind == "runner_on_ok":
         return ("changed", f"changed: {host}") if res.get("changed") else ("ok", f"ok: {host}")

@@ -78,6 +78,8 @@ class RunResult:
     tasks_started: int = 0  # task starts (one per task per play), for progress estimates
     failure: Failure | None = None
     extravars: dict[str, Any] = field(default_factory=dict)  # secrets masked
+    # What the playbook published with ansible.builtin.set_stats (e.g. a load test's report).
+    data: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -119,4 +121,5 @@ class RunResult:
             tasks_started=int(data.get("tasks_started", 0)),
             failure=Failure(**failure) if failure else None,
             extravars=dict(data.get("extravars", {})),
+            data=dict(data.get("data", {})),
         )

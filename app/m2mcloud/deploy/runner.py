@@ -238,6 +238,7 @@ def run_playbook(
         tasks_started=collector.tasks_started,
         failure=failure,
         extravars=masked(extravars),
+        data=collector.data,
     )
     with contextlib.suppress(OSError):
         (artifact_dir / RESULT_FILE).write_text(json.dumps(result.to_dict(), indent=1) + "\n")
