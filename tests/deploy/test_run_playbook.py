@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from m2mcloud.deploy import (
 )
 from m2mcloud.deploy.events import EventCollector
 from m2mcloud.deploy.result import FAILED_TASK, INVENTORY, UNREACHABLE
+from m2mcloud.deploy.runner import run_processes
 from tests.deploy.conftest import local_host, needs_ansible, unreachable_host, write_inventory
 from tests.deploy.recording import closed_port, load
 
@@ -275,6 +277,18 @@ def test_cancelling_the_async_run_stops_ansible_playbook(
     took = asyncio.run(main())
     assert took < 20  # the playbook waits 60 s
     (artifact,) = [p for p in runs.iterdir() if p.is_dir()]
-    assert (artifact / "status").read_text() == "canceled"
     saved = json.loads((artifact / RESULT_FILE).read_text())
+    assert saved["status"] == "canceled"
     assert saved["failure"]["kind"] == "canceled" and saved["failure"]["task"] == "Wait a minute"
+    # Nothing of the run lives on: not ansible-playbook, not its workers (own sessions).
+    assert run_processes(artifact.name) == []
+    assert not [
+        pid for pid in os.listdir("/proc") if pid.isdigit() and str(inv).encode() in _cmdline(pid)
+    ]
+
+
+def _cmdline(pid: str) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""

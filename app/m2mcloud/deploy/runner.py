@@ -86,6 +86,64 @@ def _private_file(path: Path, data: str) -> None:
         f.write(data)
 
 
+# Every process of a run (ansible-playbook, its workers, local modules, ssh clients) carries
+# this variable in its environment: how a cancel finds them all.
+RUN_MARKER_ENV = "M2MCLOUD_RUN"
+CANCEL_GRACE = 5.0  # seconds ansible-playbook gets to stop by itself after SIGINT
+
+
+def run_processes(ident: str) -> list[int]:
+    """The processes started for run `ident` that are still alive (Linux: /proc)."""
+    needle = f"{RUN_MARKER_ENV}={ident}".encode()
+    found: list[int] = []
+    try:
+        entries = list(os.scandir("/proc"))
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as f:
+                if needle in f.read().split(b"\0"):
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _signal_run(ident: str, signum: int) -> None:
+    for pid in run_processes(ident):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signum)
+
+
+class _Canceller:
+    """ansible-runner's cancel callback. ansible-runner alone SIGKILLs ansible-playbook's
+    process group, but ansible-core's workers run in sessions of their own (os.setsid) and would
+    live on, still running their task. So a cancel first sends SIGINT to every process of the
+    run (ansible-playbook stops its workers and ends), and only after a grace period lets
+    ansible-runner kill what is left; `sweep()` then kills any survivor."""
+
+    def __init__(self, cancel: threading.Event, ident: str) -> None:
+        self.cancel = cancel
+        self.ident = ident
+        self.asked_at: float | None = None
+
+    def __call__(self) -> bool:
+        if not self.cancel.is_set():
+            return False
+        now = time.monotonic()
+        if self.asked_at is None:
+            self.asked_at = now
+            _signal_run(self.ident, signal.SIGINT)
+            return False
+        return now - self.asked_at > CANCEL_GRACE
+
+    def sweep(self) -> None:
+        _signal_run(self.ident, signal.SIGKILL)
+
+
 @contextlib.contextmanager
 def _cancel_on_signals(cancel: threading.Event, enabled: bool) -> Any:
     """SIGINT/SIGTERM stop the run cleanly (ansible-runner terminates ansible-playbook) instead
@@ -164,6 +222,7 @@ def run_playbook(
         # An inventory file Ansible cannot parse is an error, not "no hosts, nothing to do".
         "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "1",
         "ANSIBLE_RETRY_FILES_ENABLED": "0",
+        RUN_MARKER_ENV: ident,
     }
     if (project / "ansible.cfg").is_file():
         env["ANSIBLE_CONFIG"] = str(project / "ansible.cfg")
@@ -174,6 +233,7 @@ def run_playbook(
     private = Path(tempfile.mkdtemp(prefix="m2mcloud-run-"))  # 0700, removed below
     started = time.monotonic()
     status, rc = "failed", None
+    canceller = _Canceller(cancel, ident)
     try:
         # Runner settings (nothing secret): how often it looks at `cancel` while a task is
         # silent (its default, 5 s, makes Ctrl-C feel ignored).
@@ -205,10 +265,12 @@ def run_playbook(
                 quiet=True,
                 suppress_env_files=True,
                 event_handler=event_handler,
-                cancel_callback=cancel.is_set,
+                cancel_callback=canceller,
                 timeout=timeout,
             )
         status, rc = str(runner.status), runner.rc
+        if cancel.is_set():  # ansible-playbook may have ended by itself on our SIGINT
+            status = "canceled"
     except (DeployError, KeyboardInterrupt):
         raise
     except Exception as exc:  # ansible-runner's ConfigurationError, OSError, ...
@@ -217,6 +279,7 @@ def run_playbook(
             f"see {artifact_dir} if it exists",
         ) from exc
     finally:
+        canceller.sweep()
         shutil.rmtree(private, ignore_errors=True)
         redactor.scrub_tree(artifact_dir)
 
