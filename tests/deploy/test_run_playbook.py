@@ -95,16 +95,6 @@ def test_a_failed_task_raises_with_host_task_and_message(
     assert result.hosts["node1"].ok == 3 and result.hosts["node2"].ok == 2
     assert {t.host for t in result.changed_tasks} == {"node1", "node2"}
     assert "disk too small on node2" in Path(exc.log_path).read_text()
-    # Without raising, the same run is a result with its failure.
-    quiet = run_playbook(
-        "cluster",
-        inventory=inventory,
-        project_dir=project,
-        runs_dir=runs,
-        extravars={"deploy_test_failing_host": "nobody"},
-        raise_on_failure=False,
-    )
-    assert quiet.ok and quiet.failure is None
 
 
 def test_an_unreachable_host_and_the_recorded_fixture_still_matches(
@@ -114,24 +104,27 @@ def test_an_unreachable_host_and_the_recorded_fixture_still_matches(
     unit tests' fixtures against Ansible changing its events)."""
     hosts = {"node1": local_host(), "node2": local_host(), "node3": unreachable_host(closed_port())}
     inv = write_inventory(tmp_path / "hosts.yml", hosts)
-    with pytest.raises(PlaybookFailed) as err:
-        run_playbook("cluster", inventory=inv, project_dir=project, runs_dir=runs)
-    exc = err.value
-    assert exc.kind == UNREACHABLE and exc.host == "node3" and exc.task == "Change something"
-    assert "Connection refused" in exc.message
-    assert "ansible_port" in exc.hint and str(inv) in exc.hint
-    assert exc.result is not None
-    assert exc.result.hosts["node3"].unreachable == 1
-    assert exc.result.rc == 4
+    # raise_on_failure=False: the failed run comes back as a result that carries its failure.
+    result = run_playbook(
+        "cluster", inventory=inv, project_dir=project, runs_dir=runs, raise_on_failure=False
+    )
+    assert not result.ok and result.rc == 4
+    failure = result.failure
+    assert failure is not None
+    assert failure.kind == UNREACHABLE and failure.host == "node3"
+    assert failure.task == "Change something"
+    assert "Connection refused" in failure.message
+    assert "ansible_port" in failure.hint and str(inv) in failure.hint
+    assert result.hosts["node3"].unreachable == 1
 
     recorded = EventCollector()
     for event in load("failed_run"):
         recorded.handle(event)
-    assert recorded.host_stats() == exc.result.hosts
+    assert recorded.host_stats() == result.hosts
     assert [(t.host, t.task, t.unreachable) for t in recorded.failed] == [
-        (t.host, t.task, t.unreachable) for t in exc.result.failed_tasks
+        (t.host, t.task, t.unreachable) for t in result.failed_tasks
     ]
-    assert recorded.tasks_started == exc.result.tasks_started
+    assert recorded.tasks_started == result.tasks_started
 
 
 def test_an_inventory_that_cannot_be_parsed_or_does_not_exist(
