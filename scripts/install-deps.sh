@@ -16,6 +16,7 @@ APT_PACKAGES=(
   rsync
   openssl                 # throw-away CA and broker certificate for the MQTT TLS test
   wrk                     # HTTP load generator of bench/cse_http_wrk.py
+  openssh-client          # ssh: Ansible's connection to real nodes (and tests/deploy's unreachable host)
 )
 
 missing=()
