@@ -221,3 +221,12 @@ def test_progress_bar_length_comes_from_the_last_matching_successful_run(tmp_pat
 
 def test_host_stats_default_to_zero() -> None:
     assert HostStats() == HostStats(0, 0, 0, 0, 0, 0, 0)
+
+
+def test_a_retry_is_a_progress_line() -> None:
+    """The shape of a real runner_retry event (until/retries, second of three attempts)."""
+    event = {
+        "event": "runner_retry",
+        "event_data": {"host": "node1", "task": "Try", "res": {"attempts": 2, "retries": 3}},
+    }
+    assert describe(event) == ("warning", "retrying: node1 (attempt 2 of 3)")

@@ -116,12 +116,12 @@ def test_the_platform_project_knows_its_playbooks() -> None:
 def test_kubeconfig_search_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KUBECONFIG", raising=False)
     inv = tmp_path / "inv"
-    (inv / "artifacts").mkdir(parents=True)
+    (inv / ".kube").mkdir(parents=True)
     (inv / "hosts.yml").write_text("all: {}\n")
     assert find_kubeconfig("", str(inv / "hosts.yml")).endswith(".kube/config")
-    (inv / "artifacts" / "admin.conf").write_text("x")
-    assert find_kubeconfig("", str(inv / "hosts.yml")) == str(inv / "artifacts" / "admin.conf")
-    assert find_kubeconfig("", str(inv)) == str(inv / "artifacts" / "admin.conf")
+    (inv / ".kube" / "admin.conf").write_text("x")
+    assert find_kubeconfig("", str(inv / "hosts.yml")) == str(inv / ".kube" / "admin.conf")
+    assert find_kubeconfig("", str(inv)) == str(inv / ".kube" / "admin.conf")
     monkeypatch.setenv("KUBECONFIG", "/k/config")
     assert find_kubeconfig("", str(inv)) == "/k/config"
     assert find_kubeconfig("/explicit", str(inv)) == "/explicit"

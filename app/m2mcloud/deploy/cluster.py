@@ -84,15 +84,16 @@ class ClusterStatus:
 
 
 def find_kubeconfig(explicit: str = "", inventory: str = "") -> str:
-    """--kubeconfig, else $KUBECONFIG, else the admin.conf the cluster playbook fetched next to
-    the inventory (<inventory dir>/artifacts/admin.conf), else ~/.kube/config."""
+    """--kubeconfig, else $KUBECONFIG, else the admin kubeconfig the cluster playbook wrote next
+    to the inventory (kube_control_plane_kubeconfig: <inventory dir>/.kube/admin.conf), else
+    ~/.kube/config."""
     if explicit:
         return explicit
     if os.environ.get("KUBECONFIG"):
         return os.environ["KUBECONFIG"]
     if inventory:
         inv = Path(inventory)
-        fetched = (inv if inv.is_dir() else inv.parent) / "artifacts" / "admin.conf"
+        fetched = (inv if inv.is_dir() else inv.parent) / ".kube" / "admin.conf"
         if fetched.is_file():
             return str(fetched)
     return str(Path.home() / ".kube" / "config")

@@ -39,7 +39,7 @@ class OperatorConfig:
 class ClusterConfig:
     kubeconfig: str = setting(
         "",
-        "kubeconfig of the cluster (default: $KUBECONFIG, the inventory's artifacts/admin.conf, "
+        "kubeconfig of the cluster (default: $KUBECONFIG, <inventory dir>/.kube/admin.conf, "
         "~/.kube/config)",
     )
     kube_context: str = setting("", "kubeconfig context (default: its current context)")

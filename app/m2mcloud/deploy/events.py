@@ -270,6 +270,11 @@ def describe(event: Mapping[str, Any]) -> tuple[str, str] | None:
         return "unreachable", f"UNREACHABLE: {host}: {task_message(res)}"
     if kind == "runner_on_skipped":
         return "skipped", f"skipped: {host}"
+    if kind == "runner_retry":  # until/retries: a long wait shows it is still alive
+        return (
+            "warning",
+            f"retrying: {host} (attempt {res.get('attempts', '?')} of {res.get('retries', '?')})",
+        )
     if kind == "playbook_on_no_hosts_matched":
         return "warning", "no hosts matched"
     if kind == "verbose":
