@@ -19,6 +19,7 @@ import pytest
 
 from m2mcloud.devices.config import DevicesConfig
 from m2mcloud.devices.fleet import StopFlag
+from m2mcloud.devices.platform import count_stored
 from m2mcloud.devices.runner import run
 from tests.integration.conftest import CSEProcess
 from tests.support import M2MClient, Mosquitto, free_port
@@ -118,6 +119,8 @@ def test_http_devices_counts_equal_what_the_cse_stored(
     assert t["errors"] == 0 and t["unfinished"] == 0
     assert r.report["devices"]["ready"] == 12
     assert stored(cse.client, "h1") == (12, t["acked"])
+    # The same count the cluster load test uses (m2mcloud devices count), over plain HTTP.
+    assert count_stored(cse.url, "h1") == {"aes": 12, "stored": t["acked"]}
     series = r.report["series"]
     assert [p["target_rate"] for p in series[:3]] == [30, 60, 30]
     assert sum(p["offered"] for p in series[:3]) == 120  # none after the profile ends

@@ -47,8 +47,18 @@ def plot_timeline(report: dict[str, Any], path: str | Path, title: str | None = 
             linestyle=":",
             label="ready replicas",
         )
+        if any("desired" in r for r in replicas):
+            ax_rep.step(
+                [r["t"] for r in replicas if "desired" in r],
+                [r["desired"] for r in replicas if "desired" in r],
+                where="post",
+                color="tab:orange",
+                linestyle="--",
+                label="HPA desired",
+            )
         ax_rep.set_ylabel("CSE replicas")
-        ax_rep.set_ylim(0, max(r["replicas"] for r in replicas) + 1)
+        top = max(max(r["replicas"], r.get("desired", 0)) for r in replicas)
+        ax_rep.set_ylim(0, top + 1)
         ax_rep.yaxis.get_major_locator().set_params(integer=True)
         h2, l2 = ax_rep.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2

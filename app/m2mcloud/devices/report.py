@@ -74,6 +74,8 @@ def build_report(
     report: dict[str, Any] = {
         "version": REPORT_VERSION,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(recorder.wall0)),
+        # The profile's t = 0 in wall-clock seconds: samples taken elsewhere line up with it.
+        "started_epoch": round(recorder.wall0, 3),
         "elapsed_s": round(elapsed, 3),
         "stopped_by": stopped_by,
         "host": {
