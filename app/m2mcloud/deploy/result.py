@@ -97,6 +97,7 @@ class RunResult:
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["ok"] = self.ok
+        out["changed"] = self.changed
         out["stdout_path"] = self.stdout_path
         return out
 

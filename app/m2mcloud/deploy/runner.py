@@ -12,6 +12,7 @@ import inspect
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -242,7 +243,7 @@ def run_playbook(
         cmdline: list[str] = []
         if extravars:
             vars_file = private / "extravars.json"
-            _private_file(vars_file, json.dumps(reveal(extravars)))
+            _private_file(vars_file, json.dumps(reveal(extravars), default=str))
             cmdline += ["-e", f"@{vars_file}"]
         if check:
             cmdline.append("--check")
@@ -257,7 +258,7 @@ def run_playbook(
                 limit=limit,
                 tags=",".join(tag_list) or None,
                 skip_tags=",".join(skip_list) or None,
-                cmdline=" ".join(cmdline) or None,
+                cmdline=shlex.join(cmdline) or None,
                 envvars=env,
                 artifact_dir=str(runs),
                 ident=ident,
