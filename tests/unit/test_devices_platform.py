@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 
 from m2mcloud.cli import main
-from m2mcloud.devices.platform import PlatformError, merge_samples, read_samples, watch
+from m2mcloud.devices.platform import (
+    PlatformError,
+    merge_samples,
+    read_samples,
+    scaling_summary,
+    watch,
+)
 from m2mcloud.devices.plot import plot_timeline
 
 
@@ -38,7 +44,7 @@ def _report(started: float = 1_000.0, seconds: int = 5) -> dict[str, Any]:
         "totals": {"offered": 50, "acked": 50, "errors": 0, "latency": {"p99_ms": 4.0}},
         "settings": {"protocol": "mqtt"},
         "devices": {"ready": 5},
-        "profile": {"name": "constant"},
+        "profile": {"name": "constant", "duration_s": float(seconds)},
     }
 
 
@@ -60,6 +66,31 @@ def test_samples_land_on_the_profiles_time_axis() -> None:
         "cpu_percent": 180,
     }
     assert "cpu_percent" not in merged["replicas"][2]
+    assert merged["scaling"] == {
+        "replicas_before": 1,
+        "replicas_max": 3,
+        "replicas_last": 1,
+        "flood_end_s": 5.0,
+        "first_extra_replica_ready_s": None,  # the third replica was never Ready in these samples
+        "back_to_start_size_s": 90.0,
+        "scale_down_after_flood_s": 85.0,
+        "cpu_percent_max": 180,
+    }
+
+
+def test_scaling_summary_finds_the_first_extra_ready_replica() -> None:
+    points = [
+        {"t": -1.0, "replicas": 1, "ready": 1},
+        {"t": 20.0, "replicas": 3, "ready": 1},
+        {"t": 35.0, "replicas": 3, "ready": 2},
+        {"t": 200.0, "replicas": 2, "ready": 2},
+        {"t": 230.0, "replicas": 1, "ready": 1},
+    ]
+    summary = scaling_summary(points, flood_end=170.0)
+    assert summary["first_extra_replica_ready_s"] == 35.0
+    assert summary["back_to_start_size_s"] == 230.0
+    assert summary["scale_down_after_flood_s"] == 60.0
+    assert scaling_summary([], 10.0) == {}
 
 
 def test_a_report_without_a_start_time_is_refused() -> None:

@@ -124,7 +124,33 @@ def merge_samples(report: dict[str, Any], samples: list[dict[str, Any]]) -> dict
         }
         for s in samples
     ]
+    merged["scaling"] = scaling_summary(merged["replicas"], float(report["profile"]["duration_s"]))
     return merged
+
+
+def scaling_summary(points: list[dict[str, Any]], flood_end: float) -> dict[str, Any]:
+    """What the replica samples say about the run (t in seconds since the profile started):
+    replicas before, at most and at the end; when the first extra replica was Ready after the
+    start; when the Deployment was back at its starting size after the flood ended."""
+    if not points:
+        return {}
+    before = [p for p in points if p["t"] <= 0] or points[:1]
+    base = before[-1]["replicas"]
+    first_extra_ready = next((p["t"] for p in points if p["t"] > 0 and p["ready"] > base), None)
+    above = [p["t"] for p in points if p["replicas"] > base]
+    back = None
+    if above:
+        back = next((p["t"] for p in points if p["t"] > above[-1] and p["replicas"] <= base), None)
+    return {
+        "replicas_before": base,
+        "replicas_max": max(p["replicas"] for p in points),
+        "replicas_last": points[-1]["replicas"],
+        "flood_end_s": flood_end,
+        "first_extra_replica_ready_s": first_extra_ready,
+        "back_to_start_size_s": back,
+        "scale_down_after_flood_s": None if back is None else round(back - flood_end, 1),
+        "cpu_percent_max": max((p.get("cpu_percent") or 0 for p in points), default=0),
+    }
 
 
 def count_stored(
