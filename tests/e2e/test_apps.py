@@ -1,0 +1,171 @@
+"""The platform on a real cluster (issue 7): playbooks/apps.yml on the lab cluster, a second run
+that changes nothing, a device from outside the cluster whose readings the CSE stores and serves
+over HTTP from outside, and the load test: replicas 1 -> >= 3 -> 1 with no acknowledged reading
+lost.
+
+Needs the lab cluster (docs/cluster.md): `ansible-playbook playbooks/lab.yml` then
+`ansible-playbook site.yml` (cluster, storage, add-ons; this file runs apps.yml itself). Run:
+
+    M2M_E2E=1 pytest -m e2e tests/e2e/test_apps.py -v     (~15 min on 2 shared cores)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from m2mcloud.devices.platform import count_stored
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+KUBECONFIG = Path(os.environ.get("M2M_E2E_KUBECONFIG", ROOT / "inventory/lab/.kube/admin.conf"))
+NAMESPACE = "m2m"
+
+
+def _env() -> dict[str, str]:
+    return dict(
+        os.environ,
+        PATH=f"{BIN}:{os.environ.get('PATH', '')}",
+        ANSIBLE_NOCOLOR="1",
+        K8S_AUTH_KUBECONFIG=str(KUBECONFIG),
+        KUBECONFIG=str(KUBECONFIG),
+    )
+
+
+def playbook(name: str, *extra: str, timeout: int = 1800) -> str:
+    proc = subprocess.run(
+        [str(BIN / "ansible-playbook"), name, *extra],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
+    return proc.stdout
+
+
+def changed(recap: str) -> int:
+    tail = recap.rsplit("PLAY RECAP", maxsplit=1)[-1]
+    return sum(int(n) for n in re.findall(r"\bchanged=(\d+)", tail))
+
+
+def kubectl(*args: str) -> Any:
+    out = subprocess.run(
+        ["kubectl", *args, "-o", "json"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    return json.loads(out)
+
+
+@pytest.fixture(scope="module")
+def node_ip() -> str:
+    if not KUBECONFIG.is_file():
+        pytest.fail(
+            f"no cluster: {KUBECONFIG} does not exist. Build the lab cluster first "
+            "(ansible-playbook playbooks/lab.yml && ansible-playbook site.yml, docs/cluster.md)"
+        )
+    nodes = kubectl("get", "nodes")["items"]
+    assert nodes, "the cluster has no nodes"
+    for node in nodes:
+        ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
+        assert ready and ready[0]["status"] == "True", f"{node['metadata']['name']} is not Ready"
+    address = next(
+        a["address"] for a in nodes[0]["status"]["addresses"] if a["type"] == "InternalIP"
+    )
+    return str(address)
+
+
+@pytest.fixture(scope="module")
+def apps(node_ip: str) -> dict[str, Any]:
+    first = playbook("playbooks/apps.yml")
+    second = playbook("playbooks/apps.yml")
+    return {"first": first, "second": second}
+
+
+def test_apps_deploy_and_a_second_run_changes_nothing(apps: dict[str, Any]) -> None:
+    assert changed(apps["second"]) == 0, apps["second"][-3000:]
+    deployments = {
+        d["metadata"]["name"]: d for d in kubectl("-n", NAMESPACE, "get", "deploy")["items"]
+    }
+    assert deployments["cse"]["status"]["readyReplicas"] >= 1
+    assert deployments["mqtt-broker"]["status"]["readyReplicas"] == 1
+    sts = kubectl("-n", NAMESPACE, "get", "statefulset", "cse-database")
+    assert sts["status"]["readyReplicas"] == 1
+    pvc = kubectl("-n", NAMESPACE, "get", "pvc", "data-cse-database-0")
+    assert pvc["status"]["phase"] == "Bound"
+    hpa = kubectl("-n", NAMESPACE, "get", "hpa", "cse")
+    assert hpa["spec"]["minReplicas"] == 1
+
+
+def _secret(name: str, key: str) -> str:
+    data = kubectl("-n", NAMESPACE, "get", "secret", name)["data"]
+    return base64.b64decode(data[key]).decode()
+
+
+def test_a_device_outside_the_cluster_reaches_the_cse_through_the_broker(
+    apps: dict[str, Any], node_ip: str, tmp_path: Path
+) -> None:
+    cse_url = f"http://{node_ip}:30080"
+    password = _secret("mqtt-broker-credentials", "devices-password")
+    run_id = f"e2e-{os.getpid()}"
+    base = [
+        sys.executable, "-m", "m2mcloud", "devices", "run", "--protocol", "mqtt",
+        "--mqtt-host", node_ip, "--mqtt-port", "31883", "--devices", "5", "--duration", "10",
+        "--rate", "10", "--progress", "none", "--plot", "",
+    ]  # fmt: skip
+    # Without the password the broker refuses the device: no anonymous access.
+    refused = subprocess.run(
+        [*base, "--run-id", f"{run_id}-anon", "--report", ""],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 3, refused.stderr
+    assert "Not authorized" in refused.stderr
+    report = tmp_path / "report.json"
+    proc = subprocess.run(
+        [*base, "--run-id", run_id, "--mqtt-username", "devices", "--mqtt-password", password,
+         "--report", str(report)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    totals = json.loads(report.read_text())["totals"]
+    assert totals["acked"] == 100 and totals["errors"] == 0
+    # The readings are in the CSE, read over HTTP through the NodePort from outside the cluster.
+    assert count_stored(cse_url, run_id) == {"aes": 5, "stored": 100}
+
+
+def test_the_flood_scales_the_cse_out_and_back_in_without_losing_readings(
+    apps: dict[str, Any],
+) -> None:
+    out = playbook("playbooks/loadtest.yml", timeout=2400)
+    path = re.findall(r"'timeline': '([^']+)/loadtest-timeline.png'", out) or re.findall(
+        r"timeline: (\S+)/loadtest-timeline.png", out
+    )
+    assert path, out[-3000:]
+    summary = json.loads((Path(path[-1]) / "summary.json").read_text())
+    print(json.dumps(summary, indent=2))
+    scaling = summary["scaling"]
+    assert summary["lost"] == 0, summary
+    assert summary["stored"] == summary["acknowledged"] > 0
+    assert scaling["replicas_before"] == 1
+    assert scaling["replicas_max"] >= 3, scaling
+    assert scaling["replicas_last"] == 1, scaling
+    assert scaling["first_extra_replica_ready_s"] is not None
+    assert scaling["first_extra_replica_ready_s"] <= 60, scaling
+    assert scaling["scale_down_after_flood_s"] is not None
+    assert scaling["scale_down_after_flood_s"] <= 180, scaling
