@@ -44,23 +44,34 @@ def as_json(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     return data
 
 
-def test_deploy_json_succeeds_with_exit_code_0(
+def test_deploy_json_succeeds_with_exit_code_0_and_keeps_the_secret_out(
     project: Path, runs: Path, work: Path, inventory: Path
 ) -> None:
+    secret = "cli-secret-Qm42-zz"
     proc = m2mcloud(
         "deploy", "--json", "-i", str(inventory), "-e", f"deploy_test_dir={work}",
-        runs=runs, project=project,
+        "--secret", "deploy_test_secret",
+        runs=runs, project=project, M2M_SECRET_DEPLOY_TEST_SECRET=secret,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     data = as_json(proc)
     assert data["ok"] is True and data["status"] == "successful" and data["rc"] == 0
     assert data["playbook"] == "site"
     assert set(data["hosts"]) == {"node1", "node2"}
-    assert data["hosts"]["node1"]["changed"] == 1
-    assert [t["task"] for t in data["changed_tasks"]] == ["Write the marker file"] * 2
+    assert data["hosts"]["node1"]["changed"] == 2 and data["changed"] == 4
+    assert sorted({t["task"] for t in data["changed_tasks"]}) == [
+        "Store the secret when one is given",
+        "Write the marker file",
+    ]
     assert Path(data["stdout_path"]).is_file()
     assert data["data"] == {"deploy_test_markers": str(work)}
     assert proc.stderr == ""  # --json: no progress
+    # The secret reached the playbook, and nothing else.
+    assert (work / "node1.secret").read_text() == secret
+    assert data["extravars"]["deploy_test_secret"] == "********"
+    assert secret not in proc.stdout
+    for path in Path(data["artifact_dir"]).rglob("*"):
+        assert not path.is_file() or secret.encode() not in path.read_bytes(), path
 
 
 def test_deploy_stage_failure_explains_and_exits_1(

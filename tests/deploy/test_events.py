@@ -230,3 +230,22 @@ def test_a_retry_is_a_progress_line() -> None:
         "event_data": {"host": "node1", "task": "Try", "res": {"attempts": 2, "retries": 3}},
     }
     assert describe(event) == ("warning", "retrying: node1 (attempt 2 of 3)")
+
+
+def test_a_no_log_result_that_changed_counts_as_changed() -> None:
+    """Ansible censors a no_log result to a message without `changed` (shape of a real event);
+    the printed line still says it changed."""
+    event = {
+        "event": "runner_on_ok",
+        "stdout": "changed: [node1]",
+        "event_data": {
+            "host": "node1",
+            "task": "Store the secret",
+            "res": {"censored": "the output has been hidden due to the fact that 'no_log: true'"},
+        },
+    }
+    collector = collect([event])
+    assert [(t.host, t.task) for t in collector.changed] == [("node1", "Store the secret")]
+    assert collector.host_stats()["node1"].changed == 1
+    assert describe(event) == ("changed", "changed: node1")
+    assert describe({**event, "stdout": "ok: [node1]"}) == ("ok", "ok: node1")

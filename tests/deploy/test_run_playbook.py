@@ -54,7 +54,7 @@ def test_changes_are_counted_check_mode_changes_nothing_and_a_second_run_changes
     assert first.hosts["node1"].changed == 1 and first.hosts["node1"].failed == 0
     assert [(t.host, t.task) for t in first.changed_tasks] == [("node1", "Write the marker file")]
     assert marker.read_text() == "converged\n"
-    assert first.tasks_started == 4 and first.duration > 0
+    assert first.tasks_started == 5 and first.duration > 0
     assert first.data == {"deploy_test_markers": str(work)}  # set_stats
     assert first.playbook_path == str(project / "playbooks" / "site.yml")
     # The events reached the caller as they happened, and ansible-runner stored them.

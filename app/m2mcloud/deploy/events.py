@@ -97,6 +97,15 @@ def task_message(res: Mapping[str, Any]) -> str:
     return _shorten(msg or detail or "the task failed without a message")
 
 
+def is_changed(event: Mapping[str, Any]) -> bool:
+    """Whether a runner_on_ok changed something. A no_log result is censored down to a message
+    without `changed`; the line Ansible printed for it still says so."""
+    res: Mapping[str, Any] = (event.get("event_data") or {}).get("res") or {}
+    if "changed" in res:
+        return bool(res["changed"])
+    return str(event.get("stdout") or "").lstrip().startswith("changed:")
+
+
 class EventCollector:
     """Accumulates the events of one run; the run's result is read from it at the end."""
 
@@ -123,9 +132,9 @@ class EventCollector:
             self.task = str(data.get("task") or "")
             self.tasks_started += 1
         elif kind == "runner_on_ok":
-            res = data.get("res") or {}
-            self._count(data, "changed" if res.get("changed") else "ok")
-            if res.get("changed"):
+            changed = is_changed(event)
+            self._count(data, "changed" if changed else "ok")
+            if changed:
                 self.changed.append(self._task(data))
         elif kind == "runner_on_failed":
             ignored = bool(data.get("ignore_errors"))
@@ -261,7 +270,7 @@ def describe(event: Mapping[str, Any]) -> tuple[str, str] | None:
         return "task", f"TASK {role}{data.get('task') or ''}"
     res: Mapping[str, Any] = data.get("res") or {}
     if kind == "runner_on_ok":
-        return ("changed", f"changed: {host}") if res.get("changed") else ("ok", f"ok: {host}")
+        return ("changed", f"changed: {host}") if is_changed(event) else ("ok", f"ok: {host}")
     if kind == "runner_on_failed":
         if data.get("ignore_errors"):
             return "skipped", f"failed (ignored): {host}"
