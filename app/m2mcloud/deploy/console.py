@@ -162,7 +162,10 @@ class Reporter:
         if result.hosts:
             self.console.print(table)
         else:
-            self.console.print("[magenta]no host took part in this run[/]")
+            self.console.print(
+                "[magenta]no host took part in this run: the inventory has no host in the "
+                "playbook's groups (the lab's nodes appear after: m2mcloud lab up)[/]"
+            )
         verdict = "[bold green]succeeded[/]" if result.ok else "[bold red]FAILED[/]"
         mode = " (check mode: nothing was changed)" if result.check else ""
         for key, value in result.data.items():  # published by the playbook (set_stats)
