@@ -378,14 +378,14 @@ def _status(args: argparse.Namespace) -> int:
     for n in status.nodes:
         ready = "[green]Ready[/]" if n.ready else "[red]NotReady[/]"
         nodes.add_row(n.name, ready, ",".join(n.roles), n.version, n.address)
-    console.print(nodes)
+    console.print(nodes if status.nodes else "nodes: none")
     deps = Table(title="deployments (replicas)", title_justify="left")
     for col in ("namespace", "deployment", "ready/desired", "available"):
         deps.add_column(col)
     for d in status.deployments:
         style = "green" if d.ready >= d.desired else "yellow"
         deps.add_row(d.namespace, d.name, f"[{style}]{d.ready}/{d.desired}[/]", str(d.available))
-    console.print(deps)
+    console.print(deps if status.deployments else f"{deps.title}: none")
     hpas = Table(title="horizontal pod autoscalers", title_justify="left")
     for col in ("namespace", "hpa", "target", "min-max", "replicas (now -> desired)", "metrics"):
         hpas.add_column(col)
@@ -398,7 +398,7 @@ def _status(args: argparse.Namespace) -> int:
             f"{h.current_replicas} -> {h.desired_replicas}",
             ", ".join(h.metrics),
         )
-    console.print(hpas)
+    console.print(hpas if status.hpas else f"{hpas.title}: none")
     phases = ", ".join(f"{k} {v}" for k, v in sorted(status.pod_phases.items())) or "none"
     console.print(f"pods: {phases}")
     for p in status.pods:
