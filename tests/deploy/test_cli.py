@@ -211,6 +211,11 @@ def test_lab_status_lists_nodes_and_whether_they_run(
                     "ansible_connection": "containers.podman.podman",
                     "ansible_host": "m2mtest-h8-no-such-container",
                 },
+                "m2mtest-h8-ssh-gone": {  # the container driver reaching its nodes over SSH
+                    "m2mcloud_lab_driver": "container",
+                    "ansible_host": "127.0.0.1",
+                    "ansible_port": port,
+                },
                 "vm1": {"ansible_host": "127.0.0.1", "ansible_port": port},
                 "vm2": {"ansible_host": "127.0.0.1", "ansible_port": closed_port()},
             },
@@ -222,6 +227,9 @@ def test_lab_status_lists_nodes_and_whether_they_run(
     nodes = {n["name"]: n for n in as_json(proc)["nodes"]}
     assert nodes["m2mtest-h8-gone"]["driver"] == "container"
     assert nodes["m2mtest-h8-gone"]["running"] is False
+    # SSH answers, but no such container runs: not running.
+    assert nodes["m2mtest-h8-ssh-gone"]["driver"] == "container"
+    assert nodes["m2mtest-h8-ssh-gone"]["running"] is False
     assert nodes["vm1"]["running"] is True and nodes["vm1"]["state"] == "ssh answering"
     assert nodes["vm2"]["running"] is False and nodes["vm2"]["address"].startswith("127.0.0.1:")
 

@@ -1,9 +1,9 @@
 """`m2mcloud lab status`: the nodes of the lab's generated inventory and whether each one runs.
 
-playbooks/lab.yml writes inventory/lab/generated.yml. A node reached through podman
-(`ansible_connection: containers.podman.podman`) is a container: its podman state is asked. Any
-other node (a qemu VM, SSH through a loopback port forward) counts as running when its SSH port
-accepts a connection."""
+playbooks/lab.yml writes inventory/lab/generated.yml. A container node (`m2mcloud_lab_driver:
+container`, or reached with the podman connection) runs when podman says its container (named
+after the node) is running and, if Ansible reaches it over SSH, its SSH port answers. A VM node
+(a qemu VM, SSH through a loopback port forward) runs when its SSH port accepts a connection."""
 
 from __future__ import annotations
 
@@ -107,18 +107,22 @@ def lab_nodes(inventory: Path) -> list[LabNode]:
     for name in sorted(set(groups) | set(hostvars)):
         hv = hostvars.get(name, {})
         connection = str(hv.get("ansible_connection", "ssh"))
-        driver = str(
-            hv.get("m2mcloud_lab_driver") or ("container" if "podman" in connection else "vm")
-        )
-        if "podman" in connection:
-            container = str(hv.get("ansible_host") or name)
+        podman = "podman" in connection
+        driver = str(hv.get("m2mcloud_lab_driver") or ("container" if podman else "vm"))
+        host = str(hv.get("ansible_host") or name)
+        port = int(hv.get("ansible_port") or 22)
+        if driver == "container":
+            # The container is named after the node (podman connection: its ansible_host).
+            container = host if podman else name
             state = _podman_state(container)
-            nodes.append(
-                LabNode(name, groups.get(name, []), driver, container, state, state == "running")
-            )
+            running = state == "running"
+            if running and not podman:  # reached over SSH: does it answer?
+                answers = _ssh_answers(host, port)
+                state += ", ssh answering" if answers else ", ssh not answering"
+                running = answers
+            address = container if podman else f"{container} ({host}:{port})"
+            nodes.append(LabNode(name, groups.get(name, []), driver, address, state, running))
         else:
-            host = str(hv.get("ansible_host") or name)
-            port = int(hv.get("ansible_port") or 22)
             up = _ssh_answers(host, port)
             state = "ssh answering" if up else "ssh not answering"
             nodes.append(LabNode(name, groups.get(name, []), driver, f"{host}:{port}", state, up))
