@@ -169,8 +169,14 @@ class Reporter:
         verdict = "[bold green]succeeded[/]" if result.ok else "[bold red]FAILED[/]"
         mode = " (check mode: nothing was changed)" if result.check else ""
         for key, value in result.data.items():  # published by the playbook (set_stats)
-            shown = value if isinstance(value, str) else json.dumps(value)
-            self.console.print(f"{escape(key)}: {escape(shown)}", highlight=False)
+            if isinstance(value, dict):  # e.g. loadtest.yml's summary, one figure a line
+                self.console.print(f"{escape(key)}:", highlight=False)
+                for k, v in value.items():
+                    shown = v if isinstance(v, str) else json.dumps(v)
+                    self.console.print(f"  {escape(str(k))}: {escape(shown)}", highlight=False)
+            else:
+                shown = value if isinstance(value, str) else json.dumps(value)
+                self.console.print(f"{escape(key)}: {escape(shown)}", highlight=False)
         # A failure's explanation ends with the log path; a success ends here.
         log = f", log: {escape(result.stdout_path)}" if result.ok else ""
         self.console.print(
