@@ -1,0 +1,304 @@
+"""A real kubeadm cluster on the container lab driver, end to end (issue 6).
+
+bundle (cached) -> lab up (3 podman system-container nodes) -> cluster, storage and add-on plays
+-> every node Ready, a Service name resolved by CoreDNS from a pod, pods reaching pods on other
+nodes, a PVC bound and a file written by one pod read by another, `kubectl top nodes` figures
+-> the same plays again change nothing -> a fourth node added later joins -> reset -> lab down.
+The host's non-namespaced kernel settings must be the same at the end as at the start.
+
+Slow (~15 min on 2 shared cores) and it owns the lab (it removes an existing `m2m-lab` lab first):
+
+    M2M_E2E=1 pytest -m e2e tests/e2e/test_cluster_container.py -v -s
+
+Timings are printed (docs/cluster.md records them); only correctness is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        os.environ.get("M2M_E2E") != "1",
+        reason="builds a whole cluster (~15 min): "
+        "M2M_E2E=1 pytest -m e2e tests/e2e/test_cluster_container.py",
+    ),
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+PINS = yaml.safe_load((ROOT / "inventory/lab/group_vars/all/versions.yml").read_text())
+BUNDLE = Path.home() / ".cache/m2mcloud/bundle" / f"v{PINS['kube_version']}"
+KUBECTL = BUNDLE / "kubernetes" / f"v{PINS['kube_version']}" / "bin" / "kubectl"
+KUBECONFIG = ROOT / "inventory/lab/.kube/admin.conf"
+PREFIX = "m2m-lab"
+THREE = ["cp1", "w1", "w2"]
+CLUSTER_PLAYS = ["playbooks/cluster.yml", "playbooks/storage.yml", "playbooks/addons.yml"]
+# Not namespaced: a lab node must never change them (roles/lab_container/files/rootfs).
+HOST_SYSCTLS = [
+    "kernel/panic",
+    "kernel/panic_on_oops",
+    "vm/overcommit_memory",
+    "vm/panic_on_oom",
+    "kernel/keys/root_maxkeys",
+    "kernel/keys/root_maxbytes",
+    "kernel/pid_max",
+]
+NS = "m2m-e2e"
+DEBIAN = "localhost/m2mcloud/debian-base:bookworm"
+
+
+def _env() -> dict[str, str]:
+    return dict(
+        os.environ,
+        PATH=f"{BIN}:{os.environ.get('PATH', '')}",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+        KUBECONFIG=str(KUBECONFIG),
+    )
+
+
+def play(*args: str, timeout: int = 1800) -> tuple[str, float]:
+    """Run ansible-playbook; returns its output and its wall time. Fails the test on rc != 0."""
+    start = time.monotonic()
+    proc = subprocess.run(
+        [str(BIN / "ansible-playbook"), *args],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    seconds = time.monotonic() - start
+    assert proc.returncode == 0, (
+        f"ansible-playbook {' '.join(args)} failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
+    )
+    return proc.stdout, seconds
+
+
+def recaps(output: str) -> dict[str, dict[str, int]]:
+    """host -> counters of every PLAY RECAP in the output, summed (one run may hold several)."""
+    totals: dict[str, dict[str, int]] = {}
+    for block in output.split("PLAY RECAP")[1:]:
+        for line in block.splitlines()[1:]:
+            match = re.match(r"^(\S+)\s+:\s+(.*)$", line)
+            if not match:
+                if line.strip():
+                    break
+                continue
+            counts = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
+            host = totals.setdefault(match.group(1), {})
+            for key, value in counts.items():
+                host[key] = host.get(key, 0) + value
+    return totals
+
+
+def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> str:
+    proc = subprocess.run(
+        [str(KUBECTL), "--kubeconfig", str(KUBECONFIG), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if check:
+        assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stderr}{proc.stdout}"
+    return proc.stdout
+
+
+def lab_nodes(names: list[str]) -> str:
+    nodes = [
+        {"name": n, "groups": ["kube_control_plane" if n.startswith("cp") else "kube_workers"]}
+        for n in names
+    ]
+    return json.dumps({"lab_nodes": nodes})
+
+
+def host_sysctls() -> dict[str, str]:
+    return {key: Path("/proc/sys", key).read_text().strip() for key in HOST_SYSCTLS}
+
+
+def ready_nodes() -> list[str]:
+    nodes = json.loads(kubectl("get", "nodes", "-o", "json"))["items"]
+    return sorted(
+        n["metadata"]["name"]
+        for n in nodes
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])
+    )
+
+
+def run_pod(name: str, node: str, script: str, volume_claim: str | None = None) -> str:
+    """Run a one-shot pod on a node, wait for it to finish, return its log."""
+    spec: dict[str, object] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "main",
+                    "image": DEBIAN,
+                    "imagePullPolicy": "Never",
+                    "command": ["bash", "-c", script],
+                }
+            ],
+        },
+    }
+    pod = spec["spec"]
+    assert isinstance(pod, dict)
+    if node:
+        pod["nodeName"] = node
+    if volume_claim:
+        pod["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
+        pod["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": volume_claim}}]
+    kubectl("apply", "-f", "-", stdin=json.dumps(spec))
+    deadline = time.monotonic() + 240
+    phase = ""
+    while time.monotonic() < deadline:
+        phase = kubectl("-n", NS, "get", "pod", name, "-o", "jsonpath={.status.phase}")
+        if phase in ("Succeeded", "Failed"):
+            break
+        time.sleep(2)
+    log = kubectl("-n", NS, "logs", name, check=False)
+    assert phase == "Succeeded", f"pod {name} on {node or 'any node'}: {phase}\n{log}"
+    return log
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[dict[str, float]]:
+    """The lab from scratch; removed at the end whatever happened."""
+    timings: dict[str, float] = {}
+    play("playbooks/lab.yml", "-e", "state=absent")
+    try:
+        yield timings
+    finally:
+        play("playbooks/lab.yml", "-e", "state=absent")
+        left = subprocess.run(
+            ["podman", "ps", "-a", "--format", "{{.Names}}", "--filter", f"name=^{PREFIX}-"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()
+        assert left == [], f"lab containers left behind: {left}"
+        print("\nTIMINGS " + json.dumps({k: round(v, 1) for k, v in timings.items()}))
+
+
+@pytest.mark.timeout(5400)
+def test_cluster_on_container_nodes(lab: dict[str, float]) -> None:
+    sysctls_before = host_sysctls()
+
+    _, lab["bundle"] = play("playbooks/bundle.yml", timeout=3600)
+    assert KUBECTL.is_file(), f"no kubectl in the bundle {BUNDLE}"
+
+    _, lab["lab_up"] = play("playbooks/lab.yml", "-e", lab_nodes(THREE))
+    again, _ = play("playbooks/lab.yml", "-e", lab_nodes(THREE))
+    assert recaps(again)["localhost"]["changed"] == 0, again[-3000:]
+
+    # Bare nodes -> Ready 3-node cluster, then storage and add-ons.
+    out, lab["cluster_yml"] = play("playbooks/cluster.yml")
+    assert ready_nodes() == [f"{PREFIX}-{n}" for n in THREE]
+    out, lab["storage_addons_yml"] = play("playbooks/storage.yml", "playbooks/addons.yml")
+
+    kubectl("create", "namespace", NS)
+
+    # CoreDNS answers a Service name from a pod (a Service of our own, and the API's).
+    kubectl("-n", NS, "create", "service", "clusterip", "e2e-svc", "--tcp=80:80")
+    cluster_ip = kubectl("-n", NS, "get", "service", "e2e-svc", "-o", "jsonpath={.spec.clusterIP}")
+    log = run_pod(
+        "dns",
+        f"{PREFIX}-w1",
+        f"getent hosts e2e-svc.{NS}.svc.cluster.local; getent hosts kubernetes.default",
+    )
+    assert cluster_ip in log, log
+    assert "10.96.0.1" in log, log
+
+    # Pod to pod across nodes: from each worker, over TCP, to a CoreDNS (port 53) or
+    # metrics-server (port 10250) pod on another node.
+    targets = []
+    for selector, port in (("k8s-app=kube-dns", 53), ("k8s-app=metrics-server", 10250)):
+        pods = json.loads(kubectl("-n", "kube-system", "get", "pods", "-l", selector, "-o", "json"))
+        targets += [(p["status"]["podIP"], port, p["spec"]["nodeName"]) for p in pods["items"]]
+    for worker in ("w1", "w2"):
+        ip, port, node = next(t for t in targets if t[2] != f"{PREFIX}-{worker}")
+        log = run_pod(
+            f"reach-{worker}",
+            f"{PREFIX}-{worker}",
+            f"exec 3<>/dev/tcp/{ip}/{port} && echo reached {ip}:{port} on {node}",
+        )
+        assert f"reached {ip}:{port}" in log, log
+
+    # A PVC binds (default StorageClass); one pod writes a file, another pod reads it.
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "e2e-data", "namespace": NS},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "16Mi"}}},
+    }
+    kubectl("apply", "-f", "-", stdin=json.dumps(claim))
+    token = f"written-{time.time_ns()}"
+    run_pod("writer", "", f"echo {token} > /data/proof", volume_claim="e2e-data")
+    phase = kubectl("-n", NS, "get", "pvc", "e2e-data", "-o", "jsonpath={.status.phase}")
+    assert phase == "Bound"
+    assert run_pod("reader", "", "cat /data/proof", volume_claim="e2e-data").strip() == token
+
+    # kubectl top nodes: figures for every node, through metrics-server with verified kubelet TLS.
+    top = kubectl("top", "nodes", "--no-headers").splitlines()
+    assert sorted(line.split()[0] for line in top) == [f"{PREFIX}-{n}" for n in THREE], top
+    assert all(re.match(r"^\S+\s+\d+m\s+\d+%\s+\d+Mi\s+\d+%$", line) for line in top), top
+    deployment = kubectl("-n", "kube-system", "get", "deployment", "metrics-server", "-o", "json")
+    args = json.loads(deployment)["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--kubelet-insecure-tls" not in args
+    kubectl("delete", "namespace", NS, "--wait=true")
+
+    # The same plays again: nothing changes.
+    out, lab["rerun"] = play(*CLUSTER_PLAYS)
+    changed = {host: counts.get("changed", 0) for host, counts in recaps(out).items()}
+    assert all(v == 0 for v in changed.values()), changed
+
+    # A node added later joins; the nodes there already are left alone.
+    _, _ = play("playbooks/lab.yml", "-e", lab_nodes([*THREE, "w3"]))
+    out, lab["add_node"] = play(
+        "playbooks/cluster.yml", "--limit", f"{PREFIX}-w3,kube_control_plane"
+    )
+    counts = recaps(out)
+    assert counts[f"{PREFIX}-cp1"]["changed"] == 0, out[-4000:]
+    assert counts[f"{PREFIX}-w3"]["changed"] > 0
+    assert ready_nodes() == [f"{PREFIX}-{n}" for n in [*THREE, "w3"]]
+    # Its kubelet got a CA-signed serving certificate: the API server reaches it over TLS.
+    on_w3 = f"spec.nodeName={PREFIX}-w3"
+    flannel_w3 = kubectl(
+        "-n", "kube-flannel", "get", "pods", "-o", "name", "--field-selector", on_w3
+    ).split()
+    assert flannel_w3 and kubectl("-n", "kube-flannel", "logs", flannel_w3[0], "--tail=1")
+
+    # Reset: the cluster's state leaves every node; a second reset has nothing to do.
+    _, lab["reset"] = play("playbooks/reset.yml", "-e", "reset_confirm=yes")
+    for node in [*THREE, "w3"]:
+        probe = subprocess.run(
+            ["podman", "exec", f"{PREFIX}-{node}", "ls", "/etc/kubernetes", "/etc/cni/net.d"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert "admin.conf" not in probe.stdout and "kubelet.conf" not in probe.stdout, probe.stdout
+        assert "flannel" not in probe.stdout, probe.stdout
+    again, _ = play("playbooks/reset.yml", "-e", "reset_confirm=yes")
+    changed = {host: counts.get("changed", 0) for host, counts in recaps(again).items()}
+    assert all(v == 0 for v in changed.values()), changed
+    assert not KUBECONFIG.exists()
+
+    assert host_sysctls() == sysctls_before
