@@ -6,7 +6,9 @@ nodes, a PVC bound and a file written by one pod read by another, `kubectl top n
 -> the same plays again change nothing -> a fourth node added later joins -> reset -> lab down.
 The host's non-namespaced kernel settings must be the same at the end as at the start.
 
-Slow (~15 min on 2 shared cores) and it owns the lab (it removes an existing `m2m-lab` lab first):
+It runs a lab of its own (prefix m2m-lab-e2e, its own podman network and a copy of inventory/lab/
+in a temporary directory), so the `m2m-lab` lab someone may be working on is left alone. Slow
+(~15 min on 2 shared cores):
 
     M2M_E2E=1 pytest -m e2e tests/e2e/test_cluster_container.py -v -s
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -41,8 +44,8 @@ BIN = Path(sys.executable).parent
 PINS = yaml.safe_load((ROOT / "inventory/lab/group_vars/all/versions.yml").read_text())
 BUNDLE = Path.home() / ".cache/m2mcloud/bundle" / f"v{PINS['kube_version']}"
 KUBECTL = BUNDLE / "kubernetes" / f"v{PINS['kube_version']}" / "bin" / "kubectl"
-KUBECONFIG = ROOT / "inventory/lab/.kube/admin.conf"
-PREFIX = "m2m-lab"
+PREFIX = "m2m-lab-e2e"
+SUBNET = "10.89.214.0/24"
 THREE = ["cp1", "w1", "w2"]
 CLUSTER_PLAYS = ["playbooks/cluster.yml", "playbooks/storage.yml", "playbooks/addons.yml"]
 # Not namespaced: a lab node must never change them (roles/lab_container/files/rootfs).
@@ -59,23 +62,55 @@ NS = "m2m-e2e"
 DEBIAN = "localhost/m2mcloud/debian-base:bookworm"
 
 
-def _env() -> dict[str, str]:
-    return dict(
-        os.environ,
-        PATH=f"{BIN}:{os.environ.get('PATH', '')}",
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_FORCE_COLOR="0",
-        KUBECONFIG=str(KUBECONFIG),
-    )
+class Lab:
+    """The test's own lab inventory: a copy of inventory/lab (groups, group_vars) in a temporary
+    directory, where lab.yml writes generated.yml and kube_control_plane the kubeconfig."""
+
+    def __init__(self, directory: Path) -> None:
+        self.inventory = directory
+        shutil.copy(ROOT / "inventory/lab/hosts.yml", directory / "hosts.yml")
+        shutil.copytree(ROOT / "inventory/lab/group_vars", directory / "group_vars")
+        self.kubeconfig = directory / ".kube/admin.conf"
+        self.timings: dict[str, float] = {}
+
+    def lab_vars(self, names: list[str] | None = None, state: str = "present") -> str:
+        extra: dict[str, object] = {
+            "state": state,
+            "lab_container_prefix": PREFIX,
+            "lab_container_subnet": SUBNET,
+            "lab_container_inventory_dir": str(self.inventory),
+        }
+        if names is not None:
+            extra["lab_nodes"] = [
+                {
+                    "name": n,
+                    "groups": ["kube_control_plane" if n.startswith("cp") else "kube_workers"],
+                }
+                for n in names
+            ]
+        return json.dumps(extra)
+
+
+LAB: Lab | None = None
+
+
+def _lab() -> Lab:
+    assert LAB is not None
+    return LAB
 
 
 def play(*args: str, timeout: int = 1800) -> tuple[str, float]:
-    """Run ansible-playbook; returns its output and its wall time. Fails the test on rc != 0."""
+    """ansible-playbook on the test's inventory: output and wall time; fails the test on rc != 0."""
     start = time.monotonic()
     proc = subprocess.run(
-        [str(BIN / "ansible-playbook"), *args],
+        [str(BIN / "ansible-playbook"), "-i", str(_lab().inventory), *args],
         cwd=ROOT,
-        env=_env(),
+        env=dict(
+            os.environ,
+            PATH=f"{BIN}:{os.environ.get('PATH', '')}",
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_FORCE_COLOR="0",
+        ),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -107,7 +142,7 @@ def recaps(output: str) -> dict[str, dict[str, int]]:
 
 def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> str:
     proc = subprocess.run(
-        [str(KUBECTL), "--kubeconfig", str(KUBECONFIG), *args],
+        [str(KUBECTL), "--kubeconfig", str(_lab().kubeconfig), *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -117,14 +152,6 @@ def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> str:
     if check:
         assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stderr}{proc.stdout}"
     return proc.stdout
-
-
-def lab_nodes(names: list[str]) -> str:
-    nodes = [
-        {"name": n, "groups": ["kube_control_plane" if n.startswith("cp") else "kube_workers"]}
-        for n in names
-    ]
-    return json.dumps({"lab_nodes": nodes})
 
 
 def host_sysctls() -> dict[str, str]:
@@ -179,14 +206,15 @@ def run_pod(name: str, node: str, script: str, volume_claim: str | None = None) 
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[dict[str, float]]:
-    """The lab from scratch; removed at the end whatever happened."""
-    timings: dict[str, float] = {}
-    play("playbooks/lab.yml", "-e", "state=absent")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """The test's lab from scratch; removed at the end whatever happened."""
+    global LAB  # noqa: PLW0603 - the helpers above run against this one lab
+    LAB = Lab(tmp_path_factory.mktemp("inventory"))
+    play("playbooks/lab.yml", "-e", LAB.lab_vars(state="absent"))
     try:
-        yield timings
+        yield LAB
     finally:
-        play("playbooks/lab.yml", "-e", "state=absent")
+        play("playbooks/lab.yml", "-e", LAB.lab_vars(state="absent"))
         left = subprocess.run(
             ["podman", "ps", "-a", "--format", "{{.Names}}", "--filter", f"name=^{PREFIX}-"],
             capture_output=True,
@@ -194,24 +222,25 @@ def lab() -> Iterator[dict[str, float]]:
             check=False,
         ).stdout.split()
         assert left == [], f"lab containers left behind: {left}"
-        print("\nTIMINGS " + json.dumps({k: round(v, 1) for k, v in timings.items()}))
+        print("\nTIMINGS " + json.dumps({k: round(v, 1) for k, v in LAB.timings.items()}))
 
 
 @pytest.mark.timeout(5400)
-def test_cluster_on_container_nodes(lab: dict[str, float]) -> None:
+def test_cluster_on_container_nodes(lab: Lab) -> None:
     sysctls_before = host_sysctls()
+    times = lab.timings
 
-    _, lab["bundle"] = play("playbooks/bundle.yml", timeout=3600)
+    _, times["bundle"] = play("playbooks/bundle.yml", timeout=3600)
     assert KUBECTL.is_file(), f"no kubectl in the bundle {BUNDLE}"
 
-    _, lab["lab_up"] = play("playbooks/lab.yml", "-e", lab_nodes(THREE))
-    again, _ = play("playbooks/lab.yml", "-e", lab_nodes(THREE))
+    _, times["lab_up"] = play("playbooks/lab.yml", "-e", lab.lab_vars(THREE))
+    again, _ = play("playbooks/lab.yml", "-e", lab.lab_vars(THREE))
     assert recaps(again)["localhost"]["changed"] == 0, again[-3000:]
 
     # Bare nodes -> Ready 3-node cluster, then storage and add-ons.
-    out, lab["cluster_yml"] = play("playbooks/cluster.yml")
+    out, times["cluster_yml"] = play("playbooks/cluster.yml")
     assert ready_nodes() == [f"{PREFIX}-{n}" for n in THREE]
-    out, lab["storage_addons_yml"] = play("playbooks/storage.yml", "playbooks/addons.yml")
+    out, times["storage_addons_yml"] = play("playbooks/storage.yml", "playbooks/addons.yml")
 
     kubectl("create", "namespace", NS)
 
@@ -265,13 +294,13 @@ def test_cluster_on_container_nodes(lab: dict[str, float]) -> None:
     kubectl("delete", "namespace", NS, "--wait=true")
 
     # The same plays again: nothing changes.
-    out, lab["rerun"] = play(*CLUSTER_PLAYS)
+    out, times["rerun"] = play(*CLUSTER_PLAYS)
     changed = {host: counts.get("changed", 0) for host, counts in recaps(out).items()}
     assert all(v == 0 for v in changed.values()), changed
 
     # A node added later joins; the nodes there already are left alone.
-    _, _ = play("playbooks/lab.yml", "-e", lab_nodes([*THREE, "w3"]))
-    out, lab["add_node"] = play(
+    _, _ = play("playbooks/lab.yml", "-e", lab.lab_vars([*THREE, "w3"]))
+    out, times["add_node"] = play(
         "playbooks/cluster.yml", "--limit", f"{PREFIX}-w3,kube_control_plane"
     )
     counts = recaps(out)
@@ -286,7 +315,7 @@ def test_cluster_on_container_nodes(lab: dict[str, float]) -> None:
     assert flannel_w3 and kubectl("-n", "kube-flannel", "logs", flannel_w3[0], "--tail=1")
 
     # Reset: the cluster's state leaves every node; a second reset has nothing to do.
-    _, lab["reset"] = play("playbooks/reset.yml", "-e", "reset_confirm=yes")
+    _, times["reset"] = play("playbooks/reset.yml", "-e", "reset_confirm=yes")
     for node in [*THREE, "w3"]:
         probe = subprocess.run(
             ["podman", "exec", f"{PREFIX}-{node}", "ls", "/etc/kubernetes", "/etc/cni/net.d"],
@@ -299,6 +328,6 @@ def test_cluster_on_container_nodes(lab: dict[str, float]) -> None:
     again, _ = play("playbooks/reset.yml", "-e", "reset_confirm=yes")
     changed = {host: counts.get("changed", 0) for host, counts in recaps(again).items()}
     assert all(v == 0 for v in changed.values()), changed
-    assert not KUBECONFIG.exists()
+    assert not lab.kubeconfig.exists()
 
     assert host_sysctls() == sysctls_before
