@@ -153,11 +153,11 @@ def test_reset_asks_unless_yes_and_passes_the_confirmation(
     proc = m2mcloud("reset", "-i", str(inventory), runs=runs, project=project)
     assert proc.returncode == 2 and "without --yes" in proc.stderr
     assert not runs.exists()
-    # --yes: the playbook's assert sees reset_confirmation=yes.
+    # --yes: the playbook's assert sees reset_confirm=yes.
     proc = m2mcloud("reset", "--yes", "--json", "-i", str(inventory), runs=runs, project=project)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = as_json(proc)
-    assert data["ok"] and data["extravars"] == {"reset_confirmation": "yes"}
+    assert data["ok"] and data["extravars"] == {"reset_confirm": "yes"}
 
 
 def test_status_without_a_cluster_says_so(project: Path, runs: Path, tmp_path: Path) -> None:
@@ -243,3 +243,12 @@ def test_the_older_subcommands_still_answer(project: Path, runs: Path) -> None:
     for args in (("cse", "serve", "--help"), ("devices", "run", "--help")):
         proc = m2mcloud(*args, runs=runs, project=project)
         assert proc.returncode == 0 and "usage: m2mcloud" in proc.stdout
+
+
+def test_the_real_reset_playbook_asserts_the_variable_the_cli_passes() -> None:
+    """The CLI's confirmation and playbooks/reset.yml's assert must name the same variable
+    (they once did not: `m2mcloud reset --yes` was refused by the real playbook)."""
+    from m2mcloud.deploy.cli import RESET_CONFIRM_VAR
+
+    real = Path(__file__).resolve().parents[2] / "playbooks" / "reset.yml"
+    assert f"{RESET_CONFIRM_VAR} | default('no')" in real.read_text()

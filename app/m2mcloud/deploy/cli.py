@@ -22,7 +22,7 @@ from m2mcloud.deploy.config import ClusterConfig, OperatorConfig
 STAGES = ("cluster", "storage", "addons", "apps")
 LAB_DRIVERS = ("container", "vm")
 # playbooks/reset.yml refuses to run unless this extra variable says yes (kubespray's name).
-RESET_CONFIRM_VAR = "reset_confirmation"
+RESET_CONFIRM_VAR = "reset_confirm"
 SECRET_ENV_PREFIX = "M2M_SECRET_"
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELED = 0, 1, 2, 130
