@@ -17,6 +17,8 @@ APT_PACKAGES=(
   openssl                 # throw-away CA and broker certificate for the MQTT TLS test
   wrk                     # HTTP load generator of bench/cse_http_wrk.py
   openssh-client          # ssh: Ansible's connection to real nodes (and tests/deploy's unreachable host)
+  qemu-system-x86         # the vm lab driver (roles/lab_vm): Debian VMs, KVM or TCG
+  qemu-utils              # qemu-img: the VMs' qcow2 overlays
 )
 
 missing=()
