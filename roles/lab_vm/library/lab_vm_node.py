@@ -36,12 +36,14 @@ options:
   authorized_key: {description: Public key allowed to log in as admin and root., type: str}
   mirror_hosts: {description: Host names the guest reaches through qemu's user network (the apt mirror)., type: list, elements: str, default: []}
   swap_mb: {description: Size of the swap file made at first boot (0 - none)., type: int, default: 0}
+  forwards: {description: Guest TCP ports to forward from 127.0.0.1 besides SSH (e.g. 6443 for the API server)., type: list, elements: int, default: []}
   stop_timeout: {description: Seconds a clean poweroff may take before qemu is told to quit., type: int, default: 90}
   wait: {description: "With state stopped: wait until qemu is gone (false - only press the power button, so that several VMs power off at once).", type: bool, default: true}
 """
 
 RETURN = r"""
 ssh_port: {description: Port on 127.0.0.1 forwarded to the guest's sshd., type: int, returned: state is running}
+forwards: {description: "Every forward, guest port -> port on 127.0.0.1 (22 and the forwards asked for).", type: dict, returned: state is running}
 host_key: {description: Public SSH host key of the guest., type: str, returned: state is running}
 pid: {description: qemu's pid., type: int, returned: state is running}
 created: {description: Whether the overlay was created by this call., type: bool, returned: always}
@@ -68,7 +70,7 @@ QMP = "qmp.sock"
 CONSOLE = "console.log"
 DISK = "disk.qcow2"
 HOSTKEY = "ssh_host_ed25519_key"
-PORTFILE = "ssh_port"
+PORTFILE = "ports.json"
 IMAGEFILE = "image"
 IPFILE = "lab_ip"
 
@@ -215,23 +217,33 @@ class Node:
         return proc
 
     # -- start -----------------------------------------------------------------------------------
-    def port(self, exclude: set[int]) -> int:
+    def recorded_ports(self) -> dict[int, int]:
         try:
             with open(self.path(PORTFILE)) as f:
-                wanted = int(f.read().strip())
+                return {int(k): int(v) for k, v in json.load(f).items()}
         except (OSError, ValueError):
-            wanted = 0
-        for candidate in (wanted, 0):
-            if candidate in exclude:
-                continue
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", candidate))
-                except OSError:
+            return {}
+
+    def choose_ports(self, avoid: set[int]) -> dict[int, int]:
+        """A free port on 127.0.0.1 per forwarded guest port; the ones used before when still free."""
+        had = self.recorded_ports()
+        ports: dict[int, int] = {}
+        for guest in [22, *self.p["forwards"]]:
+            for candidate in (had.get(guest, 0), 0, 0, 0):
+                if candidate and (candidate in avoid or candidate in ports.values()):
                     continue
-                return int(s.getsockname()[1])
-        self.m.fail_json(msg=f"{self.name}: no free port on 127.0.0.1 for the SSH forward")
-        raise AssertionError
+                with socket.socket() as s:
+                    try:
+                        s.bind(("127.0.0.1", candidate))
+                    except OSError:
+                        continue
+                    got = int(s.getsockname()[1])
+                if got not in avoid and got not in ports.values():
+                    ports[guest] = got
+                    break
+            else:
+                self.m.fail_json(msg=f"{self.name}: no free port on 127.0.0.1 to forward guest port {guest}")
+        return ports
 
     def resolve(self) -> list[tuple[str, str]]:
         entries = []
@@ -271,7 +283,7 @@ class Node:
             args += ["clocksource=tsc", "tsc=reliable"]
         return " ".join(args)
 
-    def qemu_argv(self, port: int) -> list[str]:
+    def qemu_argv(self, ports: dict[int, int]) -> list[str]:
         p = self.p
         img = p["image_dir"]
         accel = (["-accel", "kvm", "-cpu", "host"] if p["accel"] == "kvm"
@@ -288,7 +300,7 @@ class Node:
             "-initrd", os.path.join(img, "initrd.img"),
             "-append", self.kernel_args(),
             "-drive", f"file={self.path(DISK)},if=virtio,format=qcow2,discard=unmap",
-            "-netdev", f"user,id=user0,hostfwd=tcp:127.0.0.1:{port}-:22",
+            "-netdev", "user,id=user0," + ",".join(f"hostfwd=tcp:127.0.0.1:{host}-:{guest}" for guest, host in ports.items()),
             "-device", f"virtio-net-pci,netdev=user0,mac={_mac(self.seed, self.name + '/user')},romfile=",
             "-netdev", f"socket,id=lab0,mcast={p['mcast']},localaddr=127.0.0.1",
             "-device", f"virtio-net-pci,netdev=lab0,mac={_mac(self.seed, self.name + '/lab')},romfile=",
@@ -301,22 +313,22 @@ class Node:
             "-daemonize",
         ]
 
-    def start(self) -> int:
+    def start(self) -> dict[int, int]:
         tried: set[int] = set()
         for _ in range(3):
-            port = self.port(tried)
-            tried.add(port)
-            argv = self.qemu_argv(port)
+            ports = self.choose_ports(tried)
+            tried.update(ports.values())
+            argv = self.qemu_argv(ports)
             with open(self.path("qemu.argv"), "w") as f:
                 f.write(json.dumps(argv, indent=1) + "\n")
             proc = subprocess.run(argv, cwd=self.dir, capture_output=True, text=True,
                                   stdin=subprocess.DEVNULL)
             if proc.returncode == 0:
                 with open(self.path(PORTFILE), "w") as f:
-                    f.write(f"{port}\n")
+                    json.dump({str(k): v for k, v in ports.items()}, f)
                 pid = self.pid()
                 if pid is not None:
-                    return port
+                    return ports
                 self.m.fail_json(msg=f"{self.name}: qemu started but is gone; see {self.path(CONSOLE)}",
                                  console_log=self.path(CONSOLE))
             if "host forwarding" not in proc.stderr:
@@ -352,6 +364,7 @@ def main() -> None:
             "authorized_key": {"type": "str", "no_log": False},
             "mirror_hosts": {"type": "list", "elements": "str", "default": []},
             "swap_mb": {"type": "int", "default": 0},
+            "forwards": {"type": "list", "elements": "int", "default": []},
             "stop_timeout": {"type": "int", "default": 90},
             "wait": {"type": "bool", "default": True},
         },
@@ -383,8 +396,12 @@ def main() -> None:
         node.check_ip()
     if pid is not None:
         res = node.result(pid=pid)
-        with open(node.path(PORTFILE)) as f:
-            res["ssh_port"] = int(f.read().strip())
+        ports = node.recorded_ports()
+        if sorted(ports) != sorted([22, *module.params["forwards"]]):
+            module.warn(f"{node.name} runs with the forwards {sorted(ports)}, not {sorted([22, *module.params['forwards']])}: "
+                        "stop it (state=stopped) and start it again to change them.")
+        res["ssh_port"] = ports[22]
+        res["forwards"] = ports
         with open(node.path(HOSTKEY + ".pub")) as f:
             res["host_key"] = " ".join(f.read().split()[:2])
         try:
@@ -400,10 +417,10 @@ def main() -> None:
         module.exit_json(changed=True, **node.result(created=not os.path.exists(node.path(DISK)), started=True))
     created = node.create()
     node.check_ip()
-    port = node.start()
+    ports = node.start()
     with open(node.path(HOSTKEY + ".pub")) as f:
         host_key = " ".join(f.read().split()[:2])
-    module.exit_json(changed=True, **node.result(created=created, started=True, ssh_port=port,
+    module.exit_json(changed=True, **node.result(created=created, started=True, ssh_port=ports[22], forwards=ports,
                                                  host_key=host_key, pid=node.pid()))
 
 
