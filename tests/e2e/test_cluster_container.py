@@ -285,7 +285,7 @@ def test_cluster_on_container_nodes(lab: Lab) -> None:
     assert run_pod("reader", "", "cat /data/proof", volume_claim="e2e-data").strip() == token
 
     # kubectl top nodes: figures for every node, through metrics-server with verified kubelet TLS.
-    top = kubectl("top", "nodes", "--no-headers").splitlines()
+    top = [line.strip() for line in kubectl("top", "nodes", "--no-headers").splitlines()]
     assert sorted(line.split()[0] for line in top) == [f"{PREFIX}-{n}" for n in THREE], top
     assert all(re.match(r"^\S+\s+\d+m\s+\d+%\s+\d+Mi\s+\d+%$", line) for line in top), top
     deployment = kubectl("-n", "kube-system", "get", "deployment", "metrics-server", "-o", "json")
