@@ -78,8 +78,12 @@ def _plot(args: argparse.Namespace) -> int:
     from m2mcloud.devices.plot import plot_timeline
     from m2mcloud.devices.report import write_json
 
-    with open(args.report) as handle:
-        report = json.load(handle)
+    try:
+        with open(args.report) as handle:
+            report = json.load(handle)
+    except (OSError, ValueError) as exc:
+        print(f"m2mcloud devices plot: cannot read the report: {exc}", file=sys.stderr)
+        return 2
     if args.samples:
         try:
             report = merge_samples(report, read_samples(args.samples))
