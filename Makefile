@@ -1,5 +1,7 @@
 # The two commands of the README: `make deploy` (main job) and `make test` (all tests).
-.PHONY: deps test deploy
+# `make e2e` is the slow end-to-end proof on a real lab cluster (docs/cluster.md; needs `make test`
+# to have installed the tools and the bundle cache from `ansible-playbook playbooks/bundle.yml`).
+.PHONY: deps test deploy e2e
 
 deps:
 	scripts/install-deps.sh
@@ -9,3 +11,6 @@ test:
 
 deploy:
 	scripts/run-local.sh
+
+e2e:
+	M2M_E2E=1 .venv/bin/pytest -m e2e tests/e2e/test_cluster_container.py -v -s
