@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job until the cluster roles land (issues 6/7): the platform on this one machine —
+# `make run-local`: the CSE alone on this one machine, no cluster (the main job is scripts/deploy.sh) —
 # a Mosquitto broker on 127.0.0.1:1883 (started here unless one already listens) and the CSE
 # (HTTP :8080, MQTT, SQLite under ./data) in the foreground. Ctrl-C stops both.
 set -euo pipefail
