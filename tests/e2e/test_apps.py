@@ -24,7 +24,9 @@ import pytest
 
 from m2mcloud.devices.platform import count_stored
 
-pytestmark = pytest.mark.e2e
+# pytest-timeout's default (300 s, pyproject) would kill the load test (~7 min) and a cold apps.yml
+# (image builds) half-way; each step below has its own subprocess timeout.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -111,6 +113,38 @@ def test_apps_deploy_and_a_second_run_changes_nothing(apps: dict[str, Any]) -> N
     assert pvc["status"]["phase"] == "Bound"
     hpa = kubectl("-n", NAMESPACE, "get", "hpa", "cse")
     assert hpa["spec"]["minReplicas"] == 1
+
+
+def test_the_cli_status_shows_the_cluster_and_the_autoscaled_cse(apps: dict[str, Any]) -> None:
+    # The operator's happy path through the installed entry point, against the real API server.
+    proc = subprocess.run(
+        [str(BIN / "m2mcloud"), "status", "--json"],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    status = json.loads(proc.stdout)
+    assert status["ok"] is True and status["healthy"] is True, status
+    assert status["kubeconfig"] == str(KUBECONFIG)
+    nodes = status["nodes"]
+    expected = {n["metadata"]["name"] for n in kubectl("get", "nodes")["items"]}
+    assert {n["name"] for n in nodes} == expected and len(nodes) >= 2, nodes
+    assert all(n["ready"] for n in nodes), nodes
+    assert any("control-plane" in n["roles"] for n in nodes), nodes
+    assert all(n["version"] and n["address"] for n in nodes), nodes
+    deployments = {(d["namespace"], d["name"]): d for d in status["deployments"]}
+    assert ("kube-system", "metrics-server") in deployments, sorted(deployments)
+    cse = deployments[(NAMESPACE, "cse")]
+    broker = deployments[(NAMESPACE, "mqtt-broker")]
+    assert broker["ready"] == broker["desired"] == 1, broker
+    hpa = next(h for h in status["hpas"] if (h["namespace"], h["name"]) == (NAMESPACE, "cse"))
+    assert hpa["target"] == "Deployment/cse", hpa
+    assert 1 <= hpa["min_replicas"] <= hpa["max_replicas"], hpa
+    assert hpa["min_replicas"] <= cse["desired"] <= hpa["max_replicas"], (cse, hpa)
+    assert 1 <= cse["ready"] <= cse["desired"], cse
+    assert hpa["current_replicas"] == cse["desired"], (cse, hpa)
+    # A CPU metric with a target in percent: "cpu <now>%/<target>%" ("?" before the first scrape).
+    assert any(re.fullmatch(r"cpu (\d+%|\?)/\d+%", m) for m in hpa["metrics"]), hpa
+    assert status["pod_phases"].get("Running", 0) >= 3, status["pod_phases"]
 
 
 def _secret(name: str, key: str) -> str:
