@@ -6,7 +6,7 @@ lost.
 Needs the lab cluster (docs/cluster.md): `ansible-playbook playbooks/lab.yml` then
 `ansible-playbook site.yml` (cluster, storage, add-ons; this file runs apps.yml itself). Run:
 
-    M2M_E2E=1 pytest -m e2e tests/e2e/test_apps.py -v     (~15 min on 2 shared cores)
+    M2M_E2E=1 pytest -m e2e tests/e2e/test_apps.py -v -s  (~5 min on a quiet 2-core machine)
 """
 
 from __future__ import annotations
