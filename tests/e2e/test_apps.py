@@ -198,7 +198,14 @@ def test_the_flood_scales_the_cse_out_and_back_in_without_losing_readings(
     assert scaling["replicas_before"] == 1
     assert scaling["replicas_max"] >= 3, scaling
     assert scaling["replicas_last"] == 1, scaling
-    assert scaling["first_extra_replica_ready_s"] is not None
-    assert scaling["first_extra_replica_ready_s"] <= 60, scaling
-    assert scaling["scale_down_after_flood_s"] is not None
-    assert scaling["scale_down_after_flood_s"] <= 180, scaling
+    assert scaling["first_extra_replica_ready_s"] is not None, "no extra replica became Ready"
+    assert scaling["scale_down_after_flood_s"] is not None, "never back to min after the flood"
+    # Issue 7's reaction figures (<= 60 s up, <= 180 s down) are figures, not asserts (house rule:
+    # speed is printed, recorded in docs/apps.md, never a timed assert that a busy machine fails).
+    up = scaling["first_extra_replica_ready_s"]
+    print(
+        f"FIGURES {summary.get('run')}: extra replica Ready {up} s "
+        f"(target <= 60), back to min {scaling['scale_down_after_flood_s']} s after the flood "
+        f"(target <= 180), replicas max {scaling['replicas_max']}, "
+        f"acked {summary['acknowledged']} stored {summary['stored']}"
+    )
