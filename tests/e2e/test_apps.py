@@ -32,6 +32,12 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 KUBECONFIG = Path(os.environ.get("M2M_E2E_KUBECONFIG", ROOT / "inventory/lab/.kube/admin.conf"))
 NAMESPACE = "m2m"
+_PINNED = re.search(
+    r"^kube_version: *(\S+)", (ROOT / "inventory/lab/group_vars/all/versions.yml").read_text(), re.M
+)
+# The bundle's kubectl (the pinned release) when the bundle is built, else whatever is on PATH.
+_BUNDLED = Path.home() / f".cache/m2mcloud/bundle/v{_PINNED and _PINNED[1]}/kubernetes"
+KUBECTL = next((str(k) for k in _BUNDLED.glob("v*/bin/kubectl")), "kubectl")
 
 
 def _env() -> dict[str, str]:
@@ -65,7 +71,7 @@ def changed(recap: str) -> int:
 
 def kubectl(*args: str) -> Any:
     out = subprocess.run(
-        ["kubectl", *args, "-o", "json"],
+        [KUBECTL, *args, "-o", "json"],
         env=_env(),
         capture_output=True,
         text=True,
