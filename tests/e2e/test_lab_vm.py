@@ -196,8 +196,10 @@ def test_lab_comes_up_once_and_a_second_run_changes_nothing(lab: Lab) -> None:
     for index, host in enumerate(NODES):
         out = lab.ssh(
             host,
+            # swapon is in /usr/sbin, which is not on admin's PATH.
             "hostname; ip -4 route show default; cat /etc/machine-id; "
-            "sudo cat /sys/class/dmi/id/product_uuid; swapon --noheadings --show=NAME; uname -r",
+            "sudo cat /sys/class/dmi/id/product_uuid; "
+            "/usr/sbin/swapon --noheadings --show=NAME; uname -r",
         ).stdout.split("\n")
         name, route, machine_id, uuid, swap = out[:5]
         assert name == host
@@ -223,7 +225,8 @@ def test_node_roles_prepare_the_vms(lab: Lab) -> None:
         out = lab.ssh(
             host,
             "cat /proc/swaps | wc -l; grep -c '^#.*swap' /etc/fstab; "
-            "test -d /sys/module/br_netfilter && echo br_netfilter; sysctl -n net.ipv4.ip_forward; "
+            "test -d /sys/module/br_netfilter && echo br_netfilter; "
+            "/usr/sbin/sysctl -n net.ipv4.ip_forward; "
             "systemctl is-active containerd; kubelet --version",
         ).stdout.split("\n")
         assert out[0] == "1", f"{host}: swap still on"  # only the header line of /proc/swaps
