@@ -7,6 +7,8 @@ Needs the lab cluster (docs/cluster.md): `ansible-playbook playbooks/lab.yml` th
 `ansible-playbook site.yml` (cluster, storage, add-ons; this file runs apps.yml itself). Run:
 
     M2M_E2E=1 pytest -m e2e tests/e2e/test_apps.py -v -s  (~5 min on a quiet 2-core machine)
+
+Another lab: M2M_E2E_INVENTORY=<its inventory dir> (where lab.yml wrote generated.yml).
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-KUBECONFIG = Path(os.environ.get("M2M_E2E_KUBECONFIG", ROOT / "inventory/lab/.kube/admin.conf"))
+# The inventory the cluster was built from: the lab's by default; `make test` builds a lab of its
+# own (another prefix, a copy of inventory/lab) so a lab someone works on is left alone.
+INVENTORY = Path(os.environ.get("M2M_E2E_INVENTORY", ROOT / "inventory/lab"))
+KUBECONFIG = Path(os.environ.get("M2M_E2E_KUBECONFIG", INVENTORY / ".kube/admin.conf"))
 NAMESPACE = "m2m"
 _PINNED = re.search(
     r"^kube_version: *(\S+)", (ROOT / "inventory/lab/group_vars/all/versions.yml").read_text(), re.M
@@ -52,7 +57,7 @@ def _env() -> dict[str, str]:
 
 def playbook(name: str, *extra: str, timeout: int = 1800) -> str:
     proc = subprocess.run(
-        [str(BIN / "ansible-playbook"), name, *extra],
+        [str(BIN / "ansible-playbook"), "-i", str(INVENTORY), name, *extra],
         cwd=ROOT,
         env=_env(),
         capture_output=True,
