@@ -35,6 +35,7 @@ OPTIONS = {
     "mqtt_broker_service_type": "ClusterIP",
     "cse_database_storage_class": "local-path",
     "cse_database_allowed_clients": [{"app.kubernetes.io/name": "backup"}],
+    "cse_database_startup_timeout": 1200,
     "cse_hpa_enabled": False,
     "cse_service_type": "LoadBalancer",
     "cse_node_port": 0,
@@ -247,6 +248,21 @@ def test_the_cse_scales_and_drains_as_configured(rendered: dict[str, Any]) -> No
     fixed = _find(rendered["options"], "Deployment", "cse")
     assert fixed["spec"]["replicas"] == 1
     assert not [d for _, d in rendered["options"] if d["kind"] == "HorizontalPodAutoscaler"]
+
+
+@pytest.mark.parametrize(("variant", "budget"), [("defaults", 300), ("options", 1200)])
+def test_the_database_gets_its_startup_budget_before_liveness_counts(
+    rendered: dict[str, Any], variant: str, budget: int
+) -> None:
+    # initdb on a slow NFS volume took minutes on the TCG VMs: the liveness probe (3 x 20 s) must
+    # not restart PostgreSQL half-way through it.
+    container = _find(rendered[variant], "StatefulSet", "cse-database")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    startup = container["startupProbe"]
+    assert startup["tcpSocket"]["port"] == "postgresql"
+    assert startup["periodSeconds"] * startup["failureThreshold"] == budget
+    assert "initialDelaySeconds" not in container["livenessProbe"]
 
 
 def test_the_broker_admits_no_anonymous_client(rendered: dict[str, Any]) -> None:
