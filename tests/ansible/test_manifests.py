@@ -241,6 +241,8 @@ def test_the_cse_scales_and_drains_as_configured(rendered: dict[str, Any]) -> No
     container = pod["containers"][0]
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] == 60  # cse_startup_timeout
     assert (
         pod["terminationGracePeriodSeconds"]
         > container["lifecycle"]["preStop"]["sleep"]["seconds"] + 25
