@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from m2mcloud.devices.platform import count_stored
+from tests.playout import changed_tasks, changed_total
 
 # pytest-timeout's default (300 s, pyproject) would kill the load test (~7 min) and a cold apps.yml
 # (image builds) half-way; each step below has its own subprocess timeout.
@@ -69,11 +70,6 @@ def playbook(name: str, *extra: str, timeout: int = 1800) -> str:
     return proc.stdout
 
 
-def changed(recap: str) -> int:
-    tail = recap.rsplit("PLAY RECAP", maxsplit=1)[-1]
-    return sum(int(n) for n in re.findall(r"\bchanged=(\d+)", tail))
-
-
 def kubectl(*args: str) -> Any:
     out = subprocess.run(
         [KUBECTL, *args, "-o", "json"],
@@ -112,7 +108,7 @@ def apps(node_ip: str) -> dict[str, Any]:
 
 
 def test_apps_deploy_and_a_second_run_changes_nothing(apps: dict[str, Any]) -> None:
-    assert changed(apps["second"]) == 0, apps["second"][-3000:]
+    assert changed_total(apps["second"]) == 0, changed_tasks(apps["second"])
     deployments = {
         d["metadata"]["name"]: d for d in kubectl("-n", NAMESPACE, "get", "deploy")["items"]
     }

@@ -30,6 +30,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.playout import changed_tasks, recaps
+
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(
@@ -121,23 +123,6 @@ def play(*args: str, timeout: int = 1800) -> tuple[str, float]:
         f"ansible-playbook {' '.join(args)} failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
     )
     return proc.stdout, seconds
-
-
-def recaps(output: str) -> dict[str, dict[str, int]]:
-    """host -> counters of every PLAY RECAP in the output, summed (one run may hold several)."""
-    totals: dict[str, dict[str, int]] = {}
-    for block in output.split("PLAY RECAP")[1:]:
-        for line in block.splitlines()[1:]:
-            match = re.match(r"^(\S+)\s+:\s+(.*)$", line)
-            if not match:
-                if line.strip():
-                    break
-                continue
-            counts = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
-            host = totals.setdefault(match.group(1), {})
-            for key, value in counts.items():
-                host[key] = host.get(key, 0) + value
-    return totals
 
 
 def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> str:
@@ -235,7 +220,7 @@ def test_cluster_on_container_nodes(lab: Lab) -> None:
 
     _, times["lab_up"] = play("playbooks/lab.yml", "-e", lab.lab_vars(THREE))
     again, _ = play("playbooks/lab.yml", "-e", lab.lab_vars(THREE))
-    assert recaps(again)["localhost"]["changed"] == 0, again[-3000:]
+    assert recaps(again)["localhost"]["changed"] == 0, changed_tasks(again)
 
     # Bare nodes -> Ready 3-node cluster, then storage and add-ons.
     out, times["cluster_yml"] = play("playbooks/cluster.yml")
@@ -296,7 +281,7 @@ def test_cluster_on_container_nodes(lab: Lab) -> None:
     # The same plays again: nothing changes.
     out, times["rerun"] = play(*CLUSTER_PLAYS)
     changed = {host: counts.get("changed", 0) for host, counts in recaps(out).items()}
-    assert all(v == 0 for v in changed.values()), changed
+    assert all(v == 0 for v in changed.values()), (changed, changed_tasks(out))
 
     # A node added later joins; the nodes there already are left alone.
     _, _ = play("playbooks/lab.yml", "-e", lab.lab_vars([*THREE, "w3"]))
@@ -304,7 +289,7 @@ def test_cluster_on_container_nodes(lab: Lab) -> None:
         "playbooks/cluster.yml", "--limit", f"{PREFIX}-w3,kube_control_plane"
     )
     counts = recaps(out)
-    assert counts[f"{PREFIX}-cp1"]["changed"] == 0, out[-4000:]
+    assert counts[f"{PREFIX}-cp1"]["changed"] == 0, changed_tasks(out).get(f"{PREFIX}-cp1")
     assert counts[f"{PREFIX}-w3"]["changed"] > 0
     assert ready_nodes() == [f"{PREFIX}-{n}" for n in [*THREE, "w3"]]
     # Its kubelet got a CA-signed serving certificate: the API server reaches it over TLS.
@@ -327,7 +312,7 @@ def test_cluster_on_container_nodes(lab: Lab) -> None:
         assert "flannel" not in probe.stdout, probe.stdout
     again, _ = play("playbooks/reset.yml", "-e", "reset_confirm=yes")
     changed = {host: counts.get("changed", 0) for host, counts in recaps(again).items()}
-    assert all(v == 0 for v in changed.values()), changed
+    assert all(v == 0 for v in changed.values()), (changed, changed_tasks(again))
     assert not lab.kubeconfig.exists()
 
     assert host_sysctls() == sysctls_before

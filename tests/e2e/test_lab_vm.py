@@ -40,6 +40,7 @@ import pytest
 import yaml
 
 from m2mcloud.devices.platform import count_stored
+from tests.playout import changed_tasks, changed_total
 
 # Hours under TCG, not the suite's 300 s a test (pyproject.toml); each playbook has its own timeout.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(10800)]
@@ -61,11 +62,6 @@ CP_ADDRESS = "10.77.0.11"
 EXPORT = "/srv/nfs/kubernetes"
 NODE_PREP_TAGS = "preflight,node_prep,containerd,kube_packages"
 APPS_NAMESPACE = "m2m"
-
-
-def changed(output: str) -> int:
-    tail = output.rsplit("PLAY RECAP", maxsplit=1)[-1]
-    return sum(int(n) for n in re.findall(r"\bchanged=(\d+)", tail))
 
 
 @dataclass
@@ -99,7 +95,7 @@ class Lab:
         self.loads[step] = os.getloadavg()[0]
         print(
             f"\n[lab-vm] {time.strftime('%H:%M:%S')} {step}: {self.timings[step]:.0f} s, "
-            f"changed={changed(proc.stdout)}, load {self.loads[step]:.1f}"
+            f"changed={changed_total(proc.stdout)}, load {self.loads[step]:.1f}"
         )
         log = self.state.parent / f"{step}.log"
         log.write_text(proc.stdout + proc.stderr)
@@ -189,7 +185,8 @@ def test_lab_comes_up_once_and_a_second_run_changes_nothing(lab: Lab) -> None:
     groups = {g: sorted(v.get("hosts") or {}) for g, v in generated["all"]["children"].items()}
     assert groups == {"kube_control_plane": [CP], "kube_workers": WORKER_HOSTS, "nfs_server": [CP]}
 
-    assert changed(lab.lab(step="lab again")) == 0
+    again = lab.lab(step="lab again")
+    assert changed_total(again) == 0, changed_tasks(again)
     assert len(lab.qemu_pids()) == len(NODES)
 
     seen: dict[str, set[str]] = {"machine-id": set(), "uuid": set()}
@@ -438,4 +435,5 @@ def test_a_second_run_of_the_playbooks_changes_nothing(lab: Lab) -> None:
         ("playbooks/apps.yml", "apps"),
     ]:
         if step in lab.done:
-            assert changed(lab.playbook(name, step=f"{step} again")) == 0, f"{name} changed"
+            out = lab.playbook(name, step=f"{step} again")
+            assert changed_total(out) == 0, f"{name} changed: {changed_tasks(out)}"
