@@ -121,6 +121,19 @@ def test_apps_deploy_and_a_second_run_changes_nothing(apps: dict[str, Any]) -> N
     hpa = kubectl("-n", NAMESPACE, "get", "hpa", "cse")
     assert hpa["spec"]["minReplicas"] == 1
 
+    # The images reach the nodes that run app pods; a node tainted NoSchedule (the control plane)
+    # is never given them (app_images_nodes: schedulable). Checked on the kubelets' own image lists.
+    cse_image = deployments["cse"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    imported = changed_tasks(apps["first"])
+    for node in kubectl("get", "nodes")["items"]:
+        name = node["metadata"]["name"]
+        taints = node["spec"].get("taints") or []
+        if any(t["effect"] in ("NoSchedule", "NoExecute") for t in taints):
+            assert not any("Import the missing archives" in t for t in imported.get(name, [])), name
+        else:
+            images = {n for i in node["status"].get("images", []) for n in i.get("names", [])}
+            assert cse_image in images, (name, sorted(images))
+
 
 def test_the_cli_status_shows_the_cluster_and_the_autoscaled_cse(apps: dict[str, Any]) -> None:
     # The operator's happy path through the installed entry point, against the real API server.
