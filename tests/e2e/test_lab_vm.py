@@ -9,8 +9,9 @@ control plane's NFS export (NFSv4.2) and another node reads the file it wrote. T
 cluster part of site.yml: every node Ready, the NFS provisioner the default StorageClass, a claim
 written by a pod on one node and read by a pod on another; then playbooks/apps.yml: PostgreSQL on
 a claim of the NFS class, its data directory on the NFS server, and readings the CSE stores and
-serves over HTTP. Last, a second run of the playbooks that changes nothing. The lab is removed at
-the end, also when a test fails.
+serves over HTTP. Then a second run of the playbooks that changes nothing; last, a worker VM
+added to the lab joins (cluster.yml limited to it and the control plane, which stays unchanged).
+The lab is removed at the end, also when a test fails.
 
     M2M_E2E=1 pytest -m e2e tests/e2e/test_lab_vm.py -v -s     (figures: docs/lab-vm.md)
 
@@ -40,7 +41,7 @@ import pytest
 import yaml
 
 from m2mcloud.devices.platform import count_stored
-from tests.playout import changed_tasks, changed_total
+from tests.playout import changed_tasks, changed_total, recaps
 
 # Hours under TCG, not the suite's 300 s a test (pyproject.toml); each playbook has its own timeout.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(10800)]
@@ -103,13 +104,13 @@ class Lab:
         assert proc.returncode == 0, f"{name} failed ({log}):\n{output}"
         return proc.stdout
 
-    def lab(self, *extra: str, step: str) -> str:
+    def lab(self, *extra: str, step: str, nodes: list[dict[str, Any]] = LAB_NODES) -> str:
         return self.playbook(
             "playbooks/lab.yml",
             "-e", "lab_driver=vm",
             "-e", f"lab_vm_inventory_dir={self.inventory}",
             "-e", f"lab_vm_state_dir={self.state}",
-            "-e", json.dumps({"lab_nodes": LAB_NODES, "lab_vm_memory_mb": 3072}),
+            "-e", json.dumps({"lab_nodes": nodes, "lab_vm_memory_mb": 3072}),
             *extra,
             step=step,
         )  # fmt: skip
@@ -150,6 +151,16 @@ class Lab:
                 pids.append(int(proc.name))
         return pids
 
+    def qemu_niceness(self) -> dict[str, int]:
+        """VM name (qemu's -name) -> niceness of its qemu process."""
+        found = {}
+        for pid in self.qemu_pids():
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+            name = argv[argv.index("-name") + 1].split(",")[0]
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", maxsplit=1)[1].split()
+            found[name] = int(stat[16])  # field 19 of proc(5), counted after "pid (comm)"
+        return found
+
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
@@ -188,6 +199,8 @@ def test_lab_comes_up_once_and_a_second_run_changes_nothing(lab: Lab) -> None:
     again = lab.lab(step="lab again")
     assert changed_total(again) == 0, changed_tasks(again)
     assert len(lab.qemu_pids()) == len(NODES)
+    # The control plane's qemu gets the larger share of the cores (lab_vm_control_plane_nice).
+    assert lab.qemu_niceness() == {CP: 5, **{w: 10 for w in WORKER_HOSTS}}
 
     seen: dict[str, set[str]] = {"machine-id": set(), "uuid": set()}
     for index, host in enumerate(NODES):
@@ -437,3 +450,41 @@ def test_a_second_run_of_the_playbooks_changes_nothing(lab: Lab) -> None:
         if step in lab.done:
             out = lab.playbook(name, step=f"{step} again")
             assert changed_total(out) == 0, f"{name} changed: {changed_tasks(out)}"
+
+
+def test_a_node_added_later_joins_and_the_others_are_left_alone(lab: Lab) -> None:
+    if "cluster" not in lab.done:
+        pytest.skip("the cluster step did not run on this lab")
+    name = f"w{WORKERS + 1}"
+    added = f"m2m-vm-{name}"
+    lab.lab(step="lab add node", nodes=[*LAB_NODES, {"name": name, "groups": ["kube_workers"]}])
+    assert sorted(lab.hosts()) == sorted([*NODES, added])
+    # As docs/cluster.md tells an operator: the new node and the control plane, nobody else.
+    out = lab.playbook(
+        "playbooks/cluster.yml", "--limit", f"{added},kube_control_plane", step="add node"
+    )
+    counts = recaps(out)
+    assert counts[CP].get("changed", 0) == 0, changed_tasks(out).get(CP)
+    assert counts[added].get("changed", 0) > 0, out[-3000:]
+    assert not set(counts) - {CP, added}, counts
+    nodes = json.loads(kubectl(lab, "get", "nodes", "-o", "json"))["items"]
+    ready = {
+        n["metadata"]["name"]: any(
+            c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"]
+        )
+        for n in nodes
+    }
+    assert ready == dict.fromkeys([*NODES, added], True)
+    # Its kubelet serves a CA-signed certificate: the API server fetches its pods' logs over TLS.
+    flannel = kubectl(
+        lab,
+        "-n",
+        "kube-flannel",
+        "get",
+        "pods",
+        "-o",
+        "name",
+        "--field-selector",
+        f"spec.nodeName={added}",
+    ).split()
+    assert flannel and kubectl(lab, "-n", "kube-flannel", "logs", flannel[0], "--tail=1")
