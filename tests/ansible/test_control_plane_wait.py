@@ -19,12 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-VERSION = yaml.safe_load((ROOT / "inventory/lab/group_vars/all/versions.yml").read_text())[
-    "kube_version"
-]
-KUBECTL = Path.home() / f".cache/m2mcloud/bundle/v{VERSION}/kubernetes/v{VERSION}/bin/kubectl"
+from tests.ansible.bundle_bin import BIN, KUBE_BIN, ROOT
+
+KUBECTL = KUBE_BIN / "kubectl"
 
 pytestmark = pytest.mark.skipif(
     not KUBECTL.exists(), reason=f"no kubectl in the offline bundle at {KUBECTL}"

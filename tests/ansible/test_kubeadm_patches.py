@@ -15,12 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-VERSION = yaml.safe_load((ROOT / "inventory/lab/group_vars/all/versions.yml").read_text())[
-    "kube_version"
-]
-KUBEADM_BIN = Path.home() / f".cache/m2mcloud/bundle/v{VERSION}/kubernetes/v{VERSION}/bin"
+from tests.ansible.bundle_bin import BIN, KUBE_BIN, ROOT, VERSION
+
+KUBEADM_BIN = KUBE_BIN
 
 pytestmark = pytest.mark.skipif(
     not (KUBEADM_BIN / "kubeadm").exists(),
