@@ -347,6 +347,14 @@ def test_cluster_on_the_vms_with_nfs_as_default_storageclass(lab: Lab) -> None:
         == "true"
     ]
     assert default == ["nfs"], classes
+    # The provisioner's leader election uses the lab inventory's durations (a 15 s lease was lost
+    # over and over under TCG): its Lease says so.
+    generated = yaml.safe_load((lab.inventory / "generated.yml").read_text())
+    election = generated["all"]["vars"].get("nfs_provisioner_leader_election", {})
+    lease_name = "m2mcloud.io-nfs-subdir"  # the provisioner's name, "/" -> "-"
+    lease = kubectl(lab, "-n", "nfs-provisioner", "get", "lease", lease_name, "-o", "json")
+    lease = json.loads(lease)
+    assert lease["spec"]["leaseDurationSeconds"] == election.get("lease_duration", 15), lease
 
     token = secrets.token_hex(16)
     claim = {

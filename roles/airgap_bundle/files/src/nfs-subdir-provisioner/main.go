@@ -5,7 +5,10 @@
 // <namespace>-<pvc>-<pv>; the PersistentVolume is an in-tree `nfs:` volume pointing at
 // NFS_SERVER:NFS_PATH/<sub-directory> (nodes need the NFS client). Deleting the volume removes the
 // directory (no archiveOnDelete: use reclaimPolicy Retain to keep data).
-// Environment: NFS_SERVER, NFS_PATH, PROVISIONER_NAME (all required).
+// Environment: NFS_SERVER, NFS_PATH, PROVISIONER_NAME (all required); LEASE_DURATION,
+// RENEW_DEADLINE, RETRY_PERIOD (leader election, Go durations such as 120s; empty = the library's
+// 15s, 10s, 2s). A slow API server (an emulated control plane) needs longer ones: with the
+// defaults the provisioner lost its lease, exited and sat in crash-loop back-off while claims waited.
 package main
 
 import (
@@ -15,11 +18,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/sig-storage-lib-external-provisioner/v13/controller"
 )
@@ -77,6 +82,39 @@ func (p *nfsProvisioner) Delete(ctx context.Context, pv *v1.PersistentVolume) er
 	return os.RemoveAll(full)
 }
 
+// leaderElectionOptions reads LEASE_DURATION, RENEW_DEADLINE and RETRY_PERIOD; it refuses values
+// client-go's leader elector would panic on later (it needs lease > renew > retry x jitter).
+func leaderElectionOptions(getenv func(string) string) ([]func(*controller.ProvisionController) error, error) {
+	durations := map[string]time.Duration{
+		"LEASE_DURATION": controller.DefaultLeaseDuration,
+		"RENEW_DEADLINE": controller.DefaultRenewDeadline,
+		"RETRY_PERIOD":   controller.DefaultRetryPeriod,
+	}
+	for key := range durations {
+		raw := getenv(key)
+		if raw == "" {
+			continue
+		}
+		d, err := time.ParseDuration(raw)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("%s=%q is not a positive duration such as 120s", key, raw)
+		}
+		durations[key] = d
+	}
+	lease, renew, retry := durations["LEASE_DURATION"], durations["RENEW_DEADLINE"], durations["RETRY_PERIOD"]
+	if lease <= renew {
+		return nil, fmt.Errorf("LEASE_DURATION (%s) must be longer than RENEW_DEADLINE (%s)", lease, renew)
+	}
+	if float64(renew) <= leaderelection.JitterFactor*float64(retry) {
+		return nil, fmt.Errorf("RENEW_DEADLINE (%s) must be longer than %.1f x RETRY_PERIOD (%s)",
+			renew, leaderelection.JitterFactor, retry)
+	}
+	klog.Infof("leader election: lease %s, renew deadline %s, retry period %s", lease, renew, retry)
+	return []func(*controller.ProvisionController) error{
+		controller.LeaseDuration(lease), controller.RenewDeadline(renew), controller.RetryPeriod(retry),
+	}, nil
+}
+
 func main() {
 	if len(os.Args) > 1 && (os.Args[1] == "--version" || os.Args[1] == "-version") {
 		fmt.Println("nfs-subdir-provisioner", version)
@@ -90,9 +128,13 @@ func main() {
 	if err != nil {
 		klog.Fatal(err)
 	}
+	election, err := leaderElectionOptions(os.Getenv)
+	if err != nil {
+		klog.Fatal(err)
+	}
 	klog.Infof("nfs-subdir-provisioner %s: %s for %s:%s", version, name, server, path)
 	cs := kubernetes.NewForConfigOrDie(cfg)
 	p := &nfsProvisioner{server: server, path: path}
-	pc := controller.NewProvisionController(context.Background(), cs, name, p)
+	pc := controller.NewProvisionController(context.Background(), cs, name, p, election...)
 	pc.Run(context.Background())
 }
