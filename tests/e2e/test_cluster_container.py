@@ -190,6 +190,71 @@ def run_pod(name: str, node: str, script: str, volume_claim: str | None = None) 
     return log
 
 
+def provisioner_controller_round_trip(directory: Path) -> None:
+    """nfs_provisioner's manifest (rendered by Ansible), its NFS export swapped for an emptyDir."""
+    values = {
+        "_nfs_provisioner_namespace": "nfs-provisioner",
+        "nfs_provisioner_image": (
+            f"localhost/m2mcloud/nfs-subdir-provisioner:v{PINS['kube_nfs_provisioner_version']}"
+        ),
+        "nfs_provisioner_name": "m2mcloud.io/nfs-e2e",
+        "nfs_provisioner_server": "192.0.2.10",
+        "nfs_provisioner_path": "/srv/nfs/kubernetes",
+        "nfs_provisioner_leader_election": {
+            "lease_duration": 45, "renew_deadline": 30, "retry_period": 5,
+        },
+        "nfs_provisioner_class_name": "nfs-e2e",
+        "nfs_provisioner_default_class": False,
+        "nfs_provisioner_reclaim_policy": "Delete",
+        "nfs_provisioner_mount_options": [],
+    }  # fmt: skip
+    rendered = directory / "nfs-provisioner.yml"
+    (directory / "render.json").write_text(json.dumps({**values, "out": str(rendered)}))
+    (directory / "render.yml").write_text(
+        "- name: Render nfs_provisioner's manifest\n  hosts: localhost\n  connection: local\n"
+        "  gather_facts: false\n  tasks:\n    - name: Render\n      ansible.builtin.template:\n"
+        f"        src: {ROOT}/roles/nfs_provisioner/templates/nfs-provisioner.yml.j2\n"
+        "        dest: '{{ out }}'\n        mode: '0600'\n"
+    )
+    play(str(directory / "render.yml"), "-e", f"@{directory / 'render.json'}")
+    docs = [d for d in yaml.safe_load_all(rendered.read_text()) if d]
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    volume = deployment["spec"]["template"]["spec"]["volumes"][0]
+    assert volume["nfs"] == {"server": "192.0.2.10", "path": "/srv/nfs/kubernetes"}, volume
+    volume.pop("nfs")
+    volume["emptyDir"] = {}
+    objects = json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
+    kubectl("apply", "-f", "-", stdin=objects)
+    try:
+        kubectl("-n", "nfs-provisioner", "rollout", "status", "deployment/nfs-provisioner",
+                "--timeout=180s")  # fmt: skip
+        claim = {
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "nfs-claim", "namespace": "nfs-provisioner"},
+            "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "nfs-e2e",
+                     "resources": {"requests": {"storage": "1Mi"}}},
+        }  # fmt: skip
+        kubectl("apply", "-f", "-", stdin=json.dumps(claim))
+        kubectl("-n", "nfs-provisioner", "wait", "pvc/nfs-claim",
+                "--for=jsonpath={.status.phase}=Bound", "--timeout=120s")  # fmt: skip
+        pvc = json.loads(kubectl("-n", "nfs-provisioner", "get", "pvc", "nfs-claim", "-o", "json"))
+        name = pvc["spec"]["volumeName"]
+        pv = json.loads(kubectl("get", "pv", name, "-o", "json"))
+        assert pv["spec"]["nfs"] == {
+            "server": "192.0.2.10",
+            "path": f"/srv/nfs/kubernetes/nfs-provisioner-nfs-claim-{name}",
+        }, pv["spec"]
+        assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Delete"
+        lease = json.loads(
+            kubectl("-n", "nfs-provisioner", "get", "lease", "m2mcloud.io-nfs-e2e", "-o", "json")
+        )
+        assert lease["spec"]["leaseDurationSeconds"] == 45, lease
+        kubectl("-n", "nfs-provisioner", "delete", "pvc", "nfs-claim", "--wait=true")
+        kubectl("wait", f"pv/{name}", "--for=delete", "--timeout=120s")
+    finally:
+        kubectl("delete", "-f", "-", "--wait=true", "--ignore-not-found", stdin=objects)
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """The test's lab from scratch; removed at the end whatever happened."""
@@ -211,7 +276,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 @pytest.mark.timeout(5400)
-def test_cluster_on_container_nodes(lab: Lab) -> None:
+def test_cluster_on_container_nodes(lab: Lab, tmp_path: Path) -> None:
     sysctls_before = host_sysctls()
     times = lab.timings
 
@@ -277,6 +342,11 @@ def test_cluster_on_container_nodes(lab: Lab) -> None:
     args = json.loads(deployment)["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--kubelet-insecure-tls" not in args
     kubectl("delete", "namespace", NS, "--wait=true")
+
+    # Our NFS provisioner's controller on this cluster (no NFS in this kernel: its export is an
+    # emptyDir here and no pod mounts the volumes): a claim of its class gets an NFS volume under
+    # the export, the claim's deletion removes it, and its leader election uses the durations given.
+    provisioner_controller_round_trip(tmp_path)
 
     # The same plays again: nothing changes.
     out, times["rerun"] = play(*CLUSTER_PLAYS)

@@ -124,11 +124,11 @@ func main() {
 	if server == "" || path == "" || name == "" {
 		klog.Fatal("NFS_SERVER, NFS_PATH and PROVISIONER_NAME must all be set")
 	}
-	cfg, err := rest.InClusterConfig()
+	election, err := leaderElectionOptions(os.Getenv)
 	if err != nil {
 		klog.Fatal(err)
 	}
-	election, err := leaderElectionOptions(os.Getenv)
+	cfg, err := rest.InClusterConfig()
 	if err != nil {
 		klog.Fatal(err)
 	}
