@@ -6,11 +6,7 @@ admin.conf exists) with the bundle's real kubectl against a local HTTP endpoint.
 from __future__ import annotations
 
 import http.server
-import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,25 +15,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.ansible.bundle_bin import BIN, KUBE_BIN, ROOT
+from tests.ansible.bundle_bin import KUBE_BIN, run_role_tasks
 
 KUBECTL = KUBE_BIN / "kubectl"
 
 pytestmark = pytest.mark.skipif(
     not KUBECTL.exists(), reason=f"no kubectl in the offline bundle at {KUBECTL}"
 )
-
-PLAY = """\
-- name: Wait for the API server as kube_control_plane does
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  tasks:
-    - name: Run the role's init tasks
-      ansible.builtin.include_role:
-        name: ROLE
-        tasks_from: init.yml
-"""
 
 
 class Readyz(http.server.BaseHTTPRequestHandler):
@@ -81,22 +65,13 @@ def wait(tmp_path: Path, port: int, timeout: int) -> tuple[int, str]:
         })
     )  # fmt: skip
     (tmp_path / "admin.conf").write_text("initialised\n")
-    play = tmp_path / "play.yml"
-    play.write_text(PLAY.replace("ROLE", str(ROOT / "roles/kube_control_plane")))
     extra = {
         "kube_control_plane_api_timeout": timeout,
         "_kube_control_plane_admin_conf": str(tmp_path / "admin.conf"),
         "_kube_control_plane_config_file": str(tmp_path / "kubeadm-config.yaml"),
         "_kube_control_plane_kubectl": [str(KUBECTL), "--kubeconfig", str(kubeconfig)],
     }
-    (tmp_path / "extra.json").write_text(json.dumps(extra))
-    proc = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", "localhost,", str(play),
-         "-e", f"ansible_python_interpreter={sys.executable}", "-e", f"@{tmp_path / 'extra.json'}"],
-        env=dict(os.environ, ANSIBLE_NOCOLOR="1"),
-        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
-    )  # fmt: skip
-    return proc.returncode, proc.stdout + proc.stderr
+    return run_role_tasks(tmp_path, "kube_control_plane", "init.yml", extra)
 
 
 def test_an_api_server_that_becomes_ready_is_waited_for(

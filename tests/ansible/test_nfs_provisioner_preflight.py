@@ -6,45 +6,21 @@ ansible-playbook."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.ansible.bundle_bin import BIN, ROOT
-
-PLAY = """\
-- name: Run nfs_provisioner's preflight
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  tasks:
-    - name: Run the role's preflight tasks
-      ansible.builtin.include_role:
-        name: ROLE
-        tasks_from: preflight.yml
-"""
+from tests.ansible.bundle_bin import run_role_tasks
 
 
 def preflight(tmp_path: Path, election: dict[str, object]) -> tuple[int, str]:
     (tmp_path / "admin.conf").write_text("apiVersion: v1\n")
-    play = tmp_path / "play.yml"
-    play.write_text(PLAY.replace("ROLE", str(ROOT / "roles/nfs_provisioner")))
     extra = {
         "nfs_provisioner_server": "192.0.2.10",
         "nfs_provisioner_kubeconfig": str(tmp_path / "admin.conf"),
         "nfs_provisioner_leader_election": election,
     }
-    (tmp_path / "extra.json").write_text(json.dumps(extra))
-    proc = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", "localhost,", str(play),
-         "-e", f"ansible_python_interpreter={sys.executable}", "-e", f"@{tmp_path / 'extra.json'}"],
-        env=dict(os.environ, ANSIBLE_NOCOLOR="1"),
-        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
-    )  # fmt: skip
-    return proc.returncode, proc.stdout + proc.stderr
+    return run_role_tasks(tmp_path, "nfs_provisioner", "preflight.yml", extra)
 
 
 @pytest.mark.parametrize(
