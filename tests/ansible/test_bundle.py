@@ -12,11 +12,9 @@ import hashlib
 import importlib.util
 import io
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
@@ -24,6 +22,8 @@ from types import ModuleType
 
 import pytest
 import yaml
+
+from tests.ansible.bundle_bin import PINS, built_bundle_or_skip, bundle_play, recap
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "airgap_bundle"
@@ -214,61 +214,12 @@ def test_versions_are_pinned_in_one_place_and_the_role_reads_them() -> None:
 
 
 # --- the real playbook on a built bundle --------------------------------------------------------
-
-ANSIBLE_PLAYBOOK = shutil.which(
-    "ansible-playbook", path=str(Path(sys.executable).parent)
-) or shutil.which("ansible-playbook")
-PINS = yaml.safe_load(
-    (ROOT / "inventory" / "lab" / "group_vars" / "all" / "versions.yml").read_text()
-)
-CACHED = Path(os.path.expanduser(f"~/.cache/m2mcloud/bundle/v{PINS['kube_version']}"))
-
-
-def _built_bundle_or_skip() -> Path:
-    if ANSIBLE_PLAYBOOK is None:
-        pytest.skip("ansible-playbook is not installed")
-    if os.geteuid() != 0:
-        pytest.skip("the bundle build needs root (buildah, setcap)")
-    if not (CACHED / "manifest.json").is_file() or not (CACHED / "SHA256SUMS").is_file():
-        pytest.skip(
-            f"no built bundle in {CACHED}: build it once with"
-            " `ansible-playbook playbooks/bundle.yml` (about 35 min cold on 2 shared cores,"
-            " seconds afterwards)"
-        )
-    return CACHED
-
-
-def _play(bundle: Path, work: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], float]:
-    started = time.monotonic()
-    proc = subprocess.run(
-        [
-            str(ANSIBLE_PLAYBOOK),
-            "playbooks/bundle.yml",
-            "-e",
-            f"airgap_bundle_dir={bundle}",
-            "-e",
-            f"airgap_bundle_work_dir={work}",
-            *extra,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_PYTHON_INTERPRETER": sys.executable},
-        check=False,
-        timeout=600,
-    )
-    return proc, time.monotonic() - started
-
-
-def _recap(output: str) -> dict[str, int]:
-    match = re.search(r"localhost\s+:\s+(.*)", output)
-    assert match, output[-3000:]
-    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
+# (the default cache's bundle, and how the playbook runs on a copy: tests/ansible/bundle_bin.py)
 
 
 @pytest.fixture
 def bundle_copy(tmp_path: Path) -> Path:
-    source = _built_bundle_or_skip()
+    source = built_bundle_or_skip()
     copy = tmp_path / "bundle"
     subprocess.run(["cp", "-a", "--reflink=auto", str(source), str(copy)], check=True)
     (tmp_path / "work").mkdir()  # a work dir of its own, already there as after any first run
@@ -276,10 +227,10 @@ def bundle_copy(tmp_path: Path) -> Path:
 
 
 def test_playbook_on_a_built_bundle_changes_nothing(bundle_copy: Path, tmp_path: Path) -> None:
-    proc, seconds = _play(bundle_copy, tmp_path / "work")
+    proc, seconds = bundle_play(bundle_copy, tmp_path / "work")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    recap = _recap(proc.stdout)
-    assert recap["changed"] == 0 and recap["failed"] == 0, proc.stdout[-4000:]
+    counts = recap(proc.stdout)
+    assert counts["changed"] == 0 and counts["failed"] == 0, proc.stdout[-4000:]
     print(f"cached bundle run: {seconds:.1f} s")  # a figure, not an assertion
     manifest = json.loads((bundle_copy / "manifest.json").read_text())
     refs = {image["ref"] for image in manifest["images"].values()}
@@ -303,7 +254,7 @@ def test_playbook_rebuilds_exactly_the_tampered_component(
     data[-1] ^= 0xFF
     crictl.write_bytes(bytes(data))
     before = json.loads((bundle_copy / "manifest.json").read_text())
-    proc, seconds = _play(bundle_copy, tmp_path / "work")
+    proc, seconds = bundle_play(bundle_copy, tmp_path / "work")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert re.search(
         r"crictl:\n\s+- kubernetes/v[\d.]+/bin/crictl does not match its sha256", proc.stdout
@@ -321,13 +272,13 @@ def test_playbook_rebuilds_exactly_the_tampered_component(
 def test_a_fresh_build_reproduces_the_cached_bundle(tmp_path: Path) -> None:
     """A whole bundle built again into an empty directory (Go caches stay warm: ~5 min here; cold
     Go caches: ~35 min) has the same binaries and the same image digests as the cached one."""
-    cached = json.loads((_built_bundle_or_skip() / "manifest.json").read_text())
+    cached = json.loads((built_bundle_or_skip() / "manifest.json").read_text())
     fresh, work = tmp_path / "bundle", tmp_path / "work"
-    proc, seconds = _play(fresh, work)
+    proc, seconds = bundle_play(fresh, work)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     print(f"fresh bundle (warm Go caches, new Debian base): {seconds:.0f} s")
-    again, seconds = _play(fresh, work)
-    assert _recap(again.stdout)["changed"] == 0, again.stdout[-4000:]
+    again, seconds = bundle_play(fresh, work)
+    assert recap(again.stdout)["changed"] == 0, again.stdout[-4000:]
     print(f"second run: {seconds:.1f} s")
     built = json.loads((fresh / "manifest.json").read_text())
     digests = {name: image["digest"] for name, image in built["images"].items()}
