@@ -13,6 +13,7 @@ APT_PACKAGES=(
   runc                    # podman's runtime for them (molecule/containers.conf: crun fails on this host)
   debootstrap             # builds the systemd test image offline
   buildah
+  skopeo                  # app_images: copies the image archives to a registry (digests kept)
   rsync
   openssl                 # throw-away CA and broker certificate for the MQTT TLS test
   wrk                     # HTTP load generator of bench/cse_http_wrk.py

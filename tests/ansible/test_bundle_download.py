@@ -23,13 +23,10 @@ import http.server
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
 import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,43 +34,11 @@ from typing import Any
 import pytest
 
 from tests.ansible.bundle_bin import BIN, PINS, ROOT, built_bundle_or_skip, bundle_play, recap
+from tests.oci_registry import serve_registry
 
 pytestmark = pytest.mark.timeout(1800)
 
-GO = shutil.which("go")
-REGISTRY_MODULE = "github.com/distribution/distribution/v3/cmd/registry"
-REGISTRY_VERSION = "v3.1.2"  # CNCF Distribution, the reference registry
-TOOLS = Path.home() / ".cache/m2mcloud/tools"
-GO_CACHE = Path.home() / ".cache/m2mcloud-go"  # airgap_bundle_go_cache_dir: warm after the bundle
 BUILDAH_TLS = "--tls-verify=false"  # the test registry speaks plain HTTP on 127.0.0.1
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _registry_binary() -> Path:
-    binary = TOOLS / f"registry-{REGISTRY_VERSION}" / "registry"
-    if binary.is_file():
-        return binary
-    if GO is None:
-        pytest.skip("no Go toolchain on PATH: the test registry is built from the Go module proxy")
-    gobin = binary.parent.with_suffix(".partial")
-    env = dict(
-        os.environ, GOTOOLCHAIN="local", GOFLAGS="-buildvcs=false", CGO_ENABLED="0",
-        GOBIN=str(gobin), GOMODCACHE=str(GO_CACHE / "gomodcache"),
-        GOCACHE=str(GO_CACHE / "gocache"), GOPATH=str(GO_CACHE / "gopath"),
-    )  # fmt: skip
-    env.setdefault("GOPROXY", "https://proxy.golang.org")
-    proc = subprocess.run(
-        ["nice", "-n", "10", GO, "install", f"{REGISTRY_MODULE}@{REGISTRY_VERSION}"],
-        env=env, capture_output=True, text=True, timeout=1500, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    gobin.rename(binary.parent)
-    return binary
 
 
 @pytest.fixture(scope="module")
@@ -82,39 +47,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if shutil.which("buildah") is None:
         pytest.skip("buildah is not installed (scripts/install-deps.sh installs it)")
     built_bundle_or_skip()  # before a registry build that would be of no use
-    binary = _registry_binary()
-    home = tmp_path_factory.mktemp("registry")
-    address = f"127.0.0.1:{_free_port()}"
-    (home / "config.yml").write_text(
-        json.dumps({  # JSON is YAML
-            "version": 0.1, "log": {"level": "warn"},
-            "storage": {"filesystem": {"rootdirectory": str(home / "data")}},
-            "http": {"addr": address},
-        })
-    )  # fmt: skip
-    log = (home / "registry.log").open("w")
-    proc = subprocess.Popen(
-        [str(binary), "serve", str(home / "config.yml")],
-        stdout=log, stderr=subprocess.STDOUT,
-        env=dict(os.environ, OTEL_TRACES_EXPORTER="none"),
-    )  # fmt: skip
-    try:
-        for _ in range(100):
-            try:
-                with urllib.request.urlopen(f"http://{address}/v2/", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail(
-                f"the registry did not answer on {address}: {(home / 'registry.log').read_text()}"
-            )
+    with serve_registry(tmp_path_factory.mktemp("registry")) as address:
         yield address
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
