@@ -55,13 +55,14 @@ def registry_binary() -> Path:
 
 
 @contextlib.contextmanager
-def serve_registry(home: Path, host: str = "127.0.0.1") -> Iterator[str]:
-    """A registry speaking plain HTTP on `host` (filesystem storage under `home`): host:port."""
+def serve_registry(home: Path, host: str = "127.0.0.1", log_level: str = "warn") -> Iterator[str]:
+    """A registry speaking plain HTTP on `host` (filesystem storage under `home`): host:port.
+    Its log is home/registry.log (at "info", a line per request with the client's address)."""
     binary = registry_binary()
     address = f"{host}:{free_port(host)}"
     (home / "config.yml").write_text(
         json.dumps({  # JSON is YAML
-            "version": 0.1, "log": {"level": "warn"},
+            "version": 0.1, "log": {"level": log_level},
             "storage": {"filesystem": {"rootdirectory": str(home / "data")}},
             "http": {"addr": address},
         })
